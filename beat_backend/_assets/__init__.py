@@ -1,0 +1,1 @@
+"""Asset layer: prefix storage, schema validation and asset declarations."""
