@@ -1,0 +1,1 @@
+"""Format layer: type table, class compilation, casting and pure pack/unpack."""

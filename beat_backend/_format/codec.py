@@ -1,0 +1,434 @@
+"""Binary encoding of dataformat values (dataformats spec §8).
+
+Two implementations of the same grammar:
+
+* the BEAT helper functions working on file objects (``pack_scalar``,
+  ``unpack_array``, ...), a generic, readable reference;
+* compiled codecs: for each resolved *structure* (never a name), straight-line
+  pack / unpack functions are generated once and shared process-wide; a
+  generated class binds them to its own nested classes.
+
+Decoding never reads past the buffer: a short buffer raises
+:class:`~beat_backend._core.errors.DecodingError`.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import types
+
+import numpy
+
+from .._core.errors import DecodingError
+from .casting import FormatArray, StringArray, new_format_array, new_string_array
+from .types import kind_of
+
+_U64 = struct.Struct("<Q")
+
+_STRUCT_CODES = {
+    "int8": "b",
+    "int16": "h",
+    "int32": "i",
+    "int64": "q",
+    "uint8": "B",
+    "uint16": "H",
+    "uint32": "I",
+    "uint64": "Q",
+    "float32": "f",
+    "float64": "d",
+    "bool": "?",
+}
+
+#: above this many elements, a zero-element-size nested array is refused
+_MAX_EMPTY_ELEMENTS = 1 << 24
+
+
+def _le(dtype: numpy.dtype) -> numpy.dtype:
+    return dtype.newbyteorder("<")
+
+
+# ---------------------------------------------------------------------------
+# BEAT's file-object helpers
+
+
+def read_some(format, fd):
+    """``struct.unpack(format, fd.read(calcsize(format)))``."""
+    size = struct.calcsize(format)
+    data = fd.read(size)
+    if len(data) != size:
+        raise DecodingError(f"truncated data: expected {size} bytes, got {len(data)}")
+    return struct.unpack(format, data)
+
+
+def read_string(fd):
+    """Read one encoded string; returns a 1-tuple ``(str,)``."""
+    (n,) = read_some("<Q", fd)
+    data = fd.read(n)
+    if len(data) != n:
+        raise DecodingError(f"truncated string: expected {n} bytes, got {len(data)}")
+    return (data.decode("utf-8"),)
+
+
+def pack_scalar(dtype, value, fd):
+    """Write one scalar, string or nested object."""
+    if dtype is str:
+        data = value.encode("utf-8")
+        fd.write(_U64.pack(len(data)))
+        fd.write(data)
+    elif isinstance(dtype, numpy.dtype):
+        fd.write(numpy.asarray(value, dtype=_le(dtype)).tobytes())
+    else:
+        value.pack_into(fd)
+
+
+def pack_array(dtype, value, fd):
+    """Write one array: every dimension as u64, then the elements (C order)."""
+    fd.write(struct.pack("<%dQ" % value.ndim, *value.shape))
+    if isinstance(dtype, numpy.dtype):
+        fd.write(numpy.ascontiguousarray(value, dtype=_le(dtype)).tobytes())
+    else:
+        for item in value.flat:
+            if dtype is str and not isinstance(item, str):
+                raise TypeError(
+                    "string array requires string objects for items but you passed "
+                    f"{type(item).__name__} ({item!r})"
+                )
+            pack_scalar(dtype, item, fd)
+
+
+def unpack_scalar(dtype, fd):
+    """Read one scalar, string or nested object."""
+    if dtype is str:
+        return read_string(fd)[0]
+    if isinstance(dtype, numpy.dtype):
+        data = fd.read(dtype.itemsize)
+        if len(data) != dtype.itemsize:
+            raise DecodingError(f"truncated data: expected {dtype.itemsize} bytes")
+        return numpy.frombuffer(data, dtype=_le(dtype), count=1)[0].astype(dtype)[()]
+    return dtype().unpack_from(fd)
+
+
+def unpack_array(shape, dtype, fd):
+    """Read one array (``shape`` = declared dims; only its length is used)."""
+    dims = read_some("<%dQ" % len(shape), fd)
+    count = math.prod(dims)
+    if isinstance(dtype, numpy.dtype):
+        nbytes = count * dtype.itemsize
+        data = fd.read(nbytes)
+        if len(data) != nbytes:
+            raise DecodingError(f"truncated array: expected {nbytes} bytes")
+        return numpy.frombuffer(bytearray(data), dtype=_le(dtype)).astype(dtype, copy=False).reshape(dims)
+    if dtype is str:
+        out = new_string_array(dims)
+    else:
+        out = new_format_array(dims, dtype)
+    flat = out.reshape(-1)
+    for i in range(count):
+        numpy.ndarray.__setitem__(flat, i, unpack_scalar(dtype, fd))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# runtime helpers of the compiled codecs
+
+
+def _truncated(what, need, off, size):
+    return DecodingError(
+        f"truncated data while decoding {what}: need {need} bytes at offset {off}, "
+        f"buffer holds {size}"
+    )
+
+
+def _read_str(buf, off, what):
+    size = len(buf)
+    if off + 8 > size:
+        raise _truncated(what, 8, off, size)
+    (n,) = _U64.unpack_from(buf, off)
+    off += 8
+    end = off + n
+    if end > size:
+        raise _truncated(what, n, off, size)
+    try:
+        return str(buf[off:end], "utf-8"), end
+    except UnicodeDecodeError as exc:
+        raise DecodingError(f"invalid UTF-8 in {what}: {exc}") from None
+
+
+def _read_dims(buf, off, ndims, what):
+    need = 8 * ndims
+    if off + need > len(buf):
+        raise _truncated(what, need, off, len(buf))
+    return struct.unpack_from("<%dQ" % ndims, buf, off), off + need
+
+
+def _read_numeric_array(buf, off, ndims, dtype, what, share):
+    dims, off = _read_dims(buf, off, ndims, what)
+    count = math.prod(dims)
+    nbytes = count * dtype.itemsize
+    if off + nbytes > len(buf):
+        raise _truncated(what, nbytes, off, len(buf))
+    if count == 0:
+        return numpy.zeros(dims, dtype=dtype), off
+    arr = numpy.frombuffer(buf, dtype=dtype, count=count, offset=off).reshape(dims)
+    if not (share and arr.flags.writeable):
+        arr = arr.copy()
+    return arr, off + nbytes
+
+
+def _read_string_array(buf, off, ndims, what):
+    dims, off = _read_dims(buf, off, ndims, what)
+    count = math.prod(dims)
+    if count * 8 > len(buf) - off:
+        raise _truncated(what, count * 8, off, len(buf))
+    out = numpy.empty(dims, dtype=object).view(StringArray)
+    flat = out.reshape(-1)
+    for i in range(count):
+        value, off = _read_str(buf, off, what)
+        numpy.ndarray.__setitem__(flat, i, value)
+    return out, off
+
+
+def _read_format_array(buf, off, ndims, element, what, share):
+    dims, off = _read_dims(buf, off, ndims, what)
+    count = math.prod(dims)
+    min_size = element._min_size
+    limit = (len(buf) - off) // min_size if min_size else _MAX_EMPTY_ELEMENTS
+    if count > limit:
+        raise _truncated(what, count * max(min_size, 1), off, len(buf))
+    out = numpy.empty(dims, dtype=object).view(FormatArray)
+    out.element = element
+    flat = out.reshape(-1)
+    decode = element._decode
+    for i in range(count):
+        value, off = decode(buf, off, share)
+        numpy.ndarray.__setitem__(flat, i, value)
+    return out, off
+
+
+def _read_generic_scalar(buf, off, dtype, what):
+    size = dtype.itemsize
+    if off + size > len(buf):
+        raise _truncated(what, size, off, len(buf))
+    value = numpy.frombuffer(buf, dtype=_le(dtype), count=1, offset=off)[0]
+    return value.astype(dtype)[()] if value.dtype != dtype else value, off + size
+
+
+def _scalar_bytes(value, dtype):
+    return numpy.asarray(value, dtype=dtype).tobytes()
+
+
+def _array_header(arr, ndims, what):
+    if not isinstance(arr, numpy.ndarray) or arr.ndim != ndims:
+        raise TypeError(
+            f"cannot pack {what}: expected an array of {ndims} dimension(s), got "
+            f"{type(arr).__name__}"
+        )
+    return struct.pack("<%dQ" % ndims, *arr.shape)
+
+
+def _array_body(arr, dtype):
+    if arr.dtype != dtype or not arr.flags.c_contiguous:
+        arr = numpy.ascontiguousarray(arr, dtype=dtype)
+    if arr.size == 0:
+        return b""
+    return memoryview(arr).cast("B")
+
+
+def _pack_strings(arr, parts, what):
+    for item in arr.flat:
+        if not isinstance(item, str):
+            raise TypeError(
+                "string array requires string objects for items but you passed "
+                f"{type(item).__name__} ({item!r}) in {what}"
+            )
+        data = item.encode("utf-8")
+        parts.append(_U64.pack(len(data)))
+        parts.append(data)
+
+
+def _pack_objects(arr, parts, element, what):
+    encode = element._encode
+    for item in arr.flat:
+        if not isinstance(item, element):
+            if getattr(item, "_structure_key", None) != element._structure_key:
+                raise TypeError(
+                    f"cannot pack {what}: items must be `{element._name}' objects, got "
+                    f"{type(item).__name__} ({item!r})"
+                )
+        encode(item, parts)
+
+
+def _pack_nested(value, parts, element, what):
+    if getattr(value, "_structure_key", None) != element._structure_key:
+        raise TypeError(
+            f"cannot pack {what}: expected a `{element._name}' object, got "
+            f"{type(value).__name__} ({value!r})"
+        )
+    element._encode(value, parts)
+
+
+_RUNTIME = {
+    "_new": object.__new__,
+    "_U64u": _U64.unpack_from,
+    "_U64p": _U64.pack,
+    "_read_str": _read_str,
+    "_read_numeric_array": _read_numeric_array,
+    "_read_string_array": _read_string_array,
+    "_read_format_array": _read_format_array,
+    "_read_generic_scalar": _read_generic_scalar,
+    "_scalar_bytes": _scalar_bytes,
+    "_array_header": _array_header,
+    "_array_body": _array_body,
+    "_pack_strings": _pack_strings,
+    "_pack_objects": _pack_objects,
+    "_pack_nested": _pack_nested,
+    "_truncated": _truncated,
+    "_struct_error": struct.error,
+}
+
+
+# ---------------------------------------------------------------------------
+# the compiler
+
+
+class _Plan:
+    """Compiled code of one structure, shared by all classes of that structure."""
+
+    __slots__ = ("decode_code", "encode_code", "consts", "nested", "min_size")
+
+    def __init__(self, decode_code, encode_code, consts, nested, min_size):
+        self.decode_code = decode_code
+        self.encode_code = encode_code
+        self.consts = consts
+        self.nested = nested  # list of (global name, field name, is array)
+        self.min_size = min_size
+
+
+_PLANS: dict = {}
+
+
+def plan_stats() -> dict:
+    """Number of compiled structures (for tests and benchmarks)."""
+    return {"plans": len(_PLANS)}
+
+
+def _element(descriptor):
+    return descriptor[-1] if isinstance(descriptor, list) else descriptor
+
+
+def _compile(fields, key) -> _Plan:
+    """Generate decode/encode functions for ``fields`` = [(name, descriptor)] (packed order)."""
+    dec = ["def _decode(buf, off, share):", "    obj = _new(_cls)", "    d = obj.__dict__"]
+    enc = ["def _encode(obj, parts):", "    d = obj.__dict__"]
+    consts: dict = {}
+    nested: list = []
+    min_size = 0
+    run: list = []  # pending fixed-size struct run: [(field, dtype)]
+
+    def flush():
+        nonlocal min_size
+        if not run:
+            return
+        i = len(consts)
+        codes = "".join(_STRUCT_CODES[dt.name] for _, dt in run)
+        st = struct.Struct("<" + codes)
+        consts[f"_S{i}u"] = st.unpack_from
+        consts[f"_S{i}p"] = st.pack
+        names = [f"_v{j}" for j in range(len(run))]
+        dec.append(f"    if off + {st.size} > len(buf): raise _truncated(_what, {st.size}, off, len(buf))")
+        dec.append(f"    {', '.join(names)}, = _S{i}u(buf, off)")
+        dec.append(f"    off += {st.size}")
+        for (field, dt), var in zip(run, names):
+            tname = f"_T{len(consts)}"
+            consts[tname] = dt.type
+            dec.append(f"    d[{field!r}] = {tname}({var})")
+        args = ", ".join(f"d[{field!r}]" for field, _ in run)
+        enc.append(f"    parts.append(_S{i}p({args}))")
+        min_size += st.size
+        run.clear()
+
+    for field, desc in fields:
+        kind = kind_of(desc)
+        if kind == "numeric" and desc.name in _STRUCT_CODES:
+            run.append((field, desc))
+            continue
+        flush()
+        n = len(consts)
+        what = f"field `{field}'"
+        if kind == "numeric":
+            consts[f"_D{n}"] = _le(desc)
+            consts[f"_DN{n}"] = desc
+            dec.append(f"    d[{field!r}], off = _read_generic_scalar(buf, off, _DN{n}, {what!r})")
+            enc.append(f"    parts.append(_scalar_bytes(d[{field!r}], _D{n}))")
+            min_size += desc.itemsize
+        elif kind == "string":
+            consts[f"_X{n}"] = None
+            dec.append(f"    d[{field!r}], off = _read_str(buf, off, {what!r})")
+            enc.append(f"    _s = d[{field!r}].encode('utf-8')")
+            enc.append("    parts.append(_U64p(len(_s)))")
+            enc.append("    parts.append(_s)")
+            min_size += 8
+        elif kind == "object":
+            gname = f"_N{n}"
+            consts[gname] = None
+            nested.append((gname, field, False))
+            dec.append(f"    d[{field!r}], off = {gname}._decode(buf, off, share)")
+            enc.append(f"    _pack_nested(d[{field!r}], parts, {gname}, {what!r})")
+            min_size += desc._min_size
+        else:  # array
+            ndims = len(desc) - 1
+            elem = desc[-1]
+            ekind = kind_of(elem)
+            min_size += 8 * ndims
+            enc.append(f"    _a = d[{field!r}]")
+            enc.append(f"    parts.append(_array_header(_a, {ndims}, {what!r}))")
+            if ekind == "numeric":
+                consts[f"_D{n}"] = _le(elem)
+                dec.append(
+                    f"    d[{field!r}], off = _read_numeric_array(buf, off, {ndims}, _D{n}, "
+                    f"{what!r}, share)"
+                )
+                enc.append(f"    parts.append(_array_body(_a, _D{n}))")
+            elif ekind == "string":
+                consts[f"_X{n}"] = None
+                dec.append(
+                    f"    d[{field!r}], off = _read_string_array(buf, off, {ndims}, {what!r})"
+                )
+                enc.append(f"    _pack_strings(_a, parts, {what!r})")
+            else:
+                gname = f"_N{n}"
+                consts[gname] = None
+                nested.append((gname, field, True))
+                dec.append(
+                    f"    d[{field!r}], off = _read_format_array(buf, off, {ndims}, {gname}, "
+                    f"{what!r}, share)"
+                )
+                enc.append(f"    _pack_objects(_a, parts, {gname}, {what!r})")
+    flush()
+    dec.append("    return obj, off")
+    src = "\n".join(dec) + "\n\n" + "\n".join(enc) + "\n"
+    namespace: dict = {}
+    code = compile(src, f"<beat_backend codec {abs(hash(key)):x}>", "exec")
+    exec(code, dict(_RUNTIME, **consts, _cls=None, _what="fixed-size fields"), namespace)
+    return _Plan(
+        namespace["_decode"].__code__,
+        namespace["_encode"].__code__,
+        consts,
+        nested,
+        min_size,
+    )
+
+
+def bind_codec(cls, fields, key) -> None:
+    """Give ``cls`` its ``_decode``/``_encode`` functions for ``fields``."""
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _PLANS[key] = _compile(fields, key)
+    env = dict(_RUNTIME, **plan.consts, _cls=cls, _what=f"dataformat `{cls._name}'")
+    descriptors = dict(fields)
+    for gname, field, _ in plan.nested:
+        env[gname] = _element(descriptors[field])
+    cls._decode = staticmethod(types.FunctionType(plan.decode_code, env, "_decode"))
+    cls._encode = staticmethod(types.FunctionType(plan.encode_code, env, "_encode"))
+    cls._min_size = plan.min_size
