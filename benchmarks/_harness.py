@@ -1,0 +1,77 @@
+"""Timing harness: medians of repeated runs, ratios against same-run baselines."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+
+@dataclasses.dataclass
+class Row:
+    workload: str
+    unit: str  # what the rate counts, e.g. "objects/s"
+    rate: float  # measured rate of beat_backend
+    baseline: float | None = None  # rate of the physical baseline, same run
+    target: str = ""  # the target as written in the issue
+    met: bool | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if not self.baseline:
+            return None
+        return self.rate / self.baseline
+
+
+def rate(fn: Callable[[], int], repeat: int) -> float:
+    """Median over ``repeat`` runs of ``items / seconds``; ``fn`` returns its item count."""
+    rates = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        n = fn()
+        dt = time.perf_counter() - t0
+        rates.append(n / dt)
+    return statistics.median(rates)
+
+
+def seconds(fn: Callable[[], object], repeat: int) -> float:
+    """Median wall time of ``fn`` over ``repeat`` runs."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def machine() -> str:
+    import numpy
+
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"numpy {numpy.__version__}, {platform.platform()}"
+    )
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if x >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.3g}"
+
+
+def table(rows: list[Row]) -> str:
+    head = "| workload | rate | unit | baseline | ratio | target | met |\n|---|---|---|---|---|---|---|\n"
+    lines = []
+    for r in rows:
+        met = "" if r.met is None else ("yes" if r.met else "**no**")
+        lines.append(
+            f"| {r.workload} | {_fmt(r.rate)} | {r.unit} | {_fmt(r.baseline)} | "
+            f"{_fmt(r.ratio)} | {r.target} | {met} |"
+        )
+    return head + "\n".join(lines) + "\n"
