@@ -8,7 +8,7 @@ import numpy
 
 from .._core.errors import DecodingError, FieldsError
 from . import codec
-from .casting import setup_array, setup_scalar
+from .casting import default_array, setup_array, setup_scalar
 from .types import kind_of, structure_key
 
 
@@ -74,9 +74,15 @@ class baseformat:  # noqa: N801 - BEAT name
     _descriptors: dict = {}
     _structure_key: tuple = ()
     _min_size = 0
+    _defaults: tuple = ()
 
     def __init__(self, **kwargs):
-        self.from_dict(kwargs, casting="unsafe", add_defaults=True)
+        if kwargs:
+            self.from_dict(kwargs, casting="unsafe", add_defaults=True)
+        else:
+            d = self.__dict__
+            for name, value, factory in self._defaults:
+                d[name] = factory() if factory is not None else value
 
     # -- setting values ---------------------------------------------------
 
@@ -158,8 +164,7 @@ class baseformat:  # noqa: N801 - BEAT name
 
     def unpack(self, s):
         """Load this object from the bytes ``s`` (trailing bytes are ignored)."""
-        obj, _ = self._decode_checked(s, 0, False)
-        self.__dict__.update(obj.__dict__)
+        self._decode_checked(s, 0, False, self)
         return self
 
     def unpack_from(self, fd):
@@ -168,11 +173,10 @@ class baseformat:  # noqa: N801 - BEAT name
             pos = fd.tell()
             buf = fd.getbuffer()
             try:
-                obj, end = self._decode_checked(buf, pos, False)
+                _, end = self._decode_checked(buf, pos, False, self)
             finally:
                 buf.release()
             fd.seek(end)
-            self.__dict__.update(obj.__dict__)
             return self
         d = self.__dict__
         desc = self._descriptors
@@ -185,9 +189,9 @@ class baseformat:  # noqa: N801 - BEAT name
         return self
 
     @classmethod
-    def _decode_checked(cls, buf, offset=0, share=False):
+    def _decode_checked(cls, buf, offset=0, share=False, into=None):
         try:
-            return cls._decode(buf, offset, share)
+            return cls._decode(buf, offset, share, into)
         except DecodingError:
             raise
         except (ValueError, TypeError, OverflowError, MemoryError) as exc:
@@ -203,6 +207,18 @@ class baseformat:  # noqa: N801 - BEAT name
         instead of copying it (the caller hands over the buffer).
         """
         return cls._decode_checked(buf, offset, share)
+
+
+def _default_entry(field, descriptor):
+    """``(field, immutable default, None)`` or ``(field, None, factory)``."""
+    if isinstance(descriptor, list):
+        shape, element = descriptor[:-1], descriptor[-1]
+        return (field, None, lambda: default_array(shape, element))
+    if descriptor is str:
+        return (field, "", None)
+    if isinstance(descriptor, numpy.dtype):
+        return (field, descriptor.type(), None)
+    return (field, None, descriptor)
 
 
 def make_class(name: str, format: dict, fields: list) -> type:
@@ -228,6 +244,7 @@ def make_class(name: str, format: dict, fields: list) -> type:
     for field, descriptor in fields:
         attrs[field] = descriptor
     cls = type(name.replace("-", "_").replace("/", "_"), (baseformat,), attrs)
+    cls._defaults = tuple(_default_entry(f, d) for f, d in fields)
     codec.bind_codec(cls, [(f, descriptors[f]) for f in packed], key)
     return cls
 

@@ -319,7 +319,12 @@ def _element(descriptor):
 
 def _compile(fields, key) -> _Plan:
     """Generate decode/encode functions for ``fields`` = [(name, descriptor)] (packed order)."""
-    dec = ["def _decode(buf, off, share):", "    obj = _new(_cls)", "    d = obj.__dict__"]
+    dec = [
+        "def _decode(buf, off, share, obj=None):",
+        "    if obj is None:",
+        "        obj = _new(_cls)",
+        "    d = obj.__dict__",
+    ]
     enc = ["def _encode(obj, parts):", "    d = obj.__dict__"]
     consts: dict = {}
     nested: list = []
@@ -429,6 +434,6 @@ def bind_codec(cls, fields, key) -> None:
     descriptors = dict(fields)
     for gname, field, _ in plan.nested:
         env[gname] = _element(descriptors[field])
-    cls._decode = staticmethod(types.FunctionType(plan.decode_code, env, "_decode"))
+    cls._decode = staticmethod(types.FunctionType(plan.decode_code, env, "_decode", (None,)))
     cls._encode = staticmethod(types.FunctionType(plan.encode_code, env, "_encode"))
     cls._min_size = plan.min_size
