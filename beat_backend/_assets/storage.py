@@ -196,8 +196,9 @@ class CodeStorage(AbstractStorage):
 
     @language.setter
     def language(self, value):
+        extension = extension_for_language(value)  # KeyError before any change
         self._language = value
-        self.code = File(self.path + extension_for_language(self._language), binary=True)
+        self.code = File(self.path + extension, binary=True)
 
     def hash(self):
         declaration_hash = hashing.hashJSONFile(self.json.path, "description")

@@ -8,7 +8,7 @@ import re
 
 from .errors import AssetNameError
 
-_SEGMENT = re.compile(r"^[A-Za-z0-9_.-]+$")
+_SEGMENT = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def check_asset_name(kind: str, name: str, nb_slashes: int) -> list[str]:
@@ -23,7 +23,7 @@ def check_asset_name(kind: str, name: str, nb_slashes: int) -> list[str]:
         raise AssetNameError(f"invalid {kind} name: `{name}'")
     parts = name.split("/")
     for part in parts:
-        if part in ("", ".", "..") or not _SEGMENT.match(part):
+        if part in ("", ".", "..") or not _SEGMENT.fullmatch(part):
             raise AssetNameError(f"invalid {kind} name: `{name}'")
     return parts
 

@@ -1,0 +1,125 @@
+"""The exception tree (beat_backend.exceptions / _core.errors)."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from beat_backend import exceptions
+from beat_backend._core import errors
+
+# leaf → the builtin it also subclasses (see the docstring of _core/errors.py)
+BUILTINS = {
+    "AssetNameError": RuntimeError,
+    "AssetNotFoundError": FileNotFoundError,
+    "DeclarationError": ValueError,
+    "DuplicateKeyError": RuntimeError,
+    "FormatError": RuntimeError,
+    "FormatTypeError": TypeError,
+    "CastingError": TypeError,
+    "FieldsError": AttributeError,
+    "DecodingError": ValueError,
+    "CacheError": OSError,
+    "ProtocolError": RuntimeError,
+    "PeerGoneError": RuntimeError,
+}
+
+
+def test_public_names():
+    assert set(exceptions.__all__) == {
+        "RemoteException",
+        "UserError",
+        "OutputError",
+        "BeatError",
+        *BUILTINS,
+    }
+    for name in exceptions.__all__:
+        cls = getattr(exceptions, name)
+        assert cls is getattr(errors, name)
+        assert cls.__module__ == "beat_backend.exceptions"
+
+
+@pytest.mark.parametrize(("name", "builtin"), sorted(BUILTINS.items()))
+def test_leaves_subclass_their_builtin(name, builtin):
+    cls = getattr(exceptions, name)
+    assert issubclass(cls, exceptions.BeatError)
+    assert issubclass(cls, builtin)
+    with pytest.raises(builtin, match="^boom$"):
+        raise cls("boom")
+
+
+def test_nested_classes():
+    assert issubclass(exceptions.DuplicateKeyError, exceptions.DeclarationError)
+    assert issubclass(exceptions.DuplicateKeyError, ValueError)
+    assert issubclass(exceptions.FormatTypeError, exceptions.FormatError)
+    assert issubclass(exceptions.FormatTypeError, RuntimeError)
+    assert issubclass(exceptions.AssetNotFoundError, OSError)
+
+
+@pytest.mark.parametrize("name", ["RemoteException", "UserError", "OutputError"])
+def test_beat_exceptions_are_not_builtin_leaves(name):
+    cls = getattr(exceptions, name)
+    assert cls.__mro__[1:] == (exceptions.BeatError, Exception, BaseException, object)
+
+
+def test_beat_error_is_an_exception():
+    assert exceptions.BeatError.__mro__ == (exceptions.BeatError, Exception, BaseException, object)
+
+
+@pytest.mark.parametrize("kind", ["sys", b"sys"])
+@pytest.mark.parametrize("message", ["msg", b"msg"])
+def test_remote_exception_system(kind, message):
+    exc = exceptions.RemoteException(kind, message)
+    assert exc.kind == "sys"
+    assert exc.system_error == "msg"
+    assert exc.user_error == ""
+    assert str(exc) == "(sys) msg"
+
+
+@pytest.mark.parametrize("kind", ["usr", b"usr", "other"])
+def test_remote_exception_user(kind):
+    exc = exceptions.RemoteException(kind, "x")
+    assert exc.user_error == "x"
+    assert exc.system_error == ""
+    assert str(exc) == "(usr) x"
+
+
+def test_remote_exception_non_ascii_and_multiline():
+    exc = exceptions.RemoteException(b"usr", "line 1\nlïne 2 ✓".encode())
+    assert exc.user_error == "line 1\nlïne 2 ✓"
+    assert str(exc) == "(usr) line 1\nlïne 2 ✓"
+    bad = exceptions.RemoteException("sys", b"\xff!")
+    assert bad.system_error == "\ufffd!"
+
+
+def test_user_error_str_is_repr():
+    exc = exceptions.UserError("Could not setup algorithm (returned False)")
+    assert str(exc) == "'Could not setup algorithm (returned False)'"
+    assert exc.value == "Could not setup algorithm (returned False)"
+    assert str(exceptions.UserError(3)) == "3"
+
+
+def test_output_error_str_is_repr():
+    assert str(exceptions.OutputError("wrong size")) == "'wrong size'"
+    assert str(exceptions.OutputError()) == "''"
+    assert exceptions.OutputError("x").value == "x"
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        exceptions.RemoteException(b"sys", b"msg"),
+        exceptions.RemoteException("usr", "x"),
+        exceptions.UserError("u"),
+        exceptions.OutputError("o"),
+        exceptions.CastingError("c"),
+        exceptions.DuplicateKeyError("Invalid file content\nkey found several times"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_pickle_roundtrip(exc):
+    clone = pickle.loads(pickle.dumps(exc))
+    assert type(clone) is type(exc)
+    assert str(clone) == str(exc)
+    assert clone.args == exc.args
