@@ -91,9 +91,3 @@ def test_default_bytes(name, golden_dir, load):
     assert obj.pack().hex() == entry["default"]["hex"]
     assert tagged_text(obj) == json.dumps(entry["default"]["value"], ensure_ascii=False)
 
-
-@pytest.fixture
-def golden_dir():  # TEMP until conftest lands
-    import pathlib
-
-    return pathlib.Path(__file__).parent / "data" / "golden"
