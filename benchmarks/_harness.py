@@ -66,7 +66,10 @@ def _fmt(x: float | None) -> str:
 
 
 def table(rows: list[Row]) -> str:
-    head = "| workload | rate | unit | baseline | ratio | target | met |\n|---|---|---|---|---|---|---|\n"
+    head = (
+        "| workload | rate | unit | baseline | ratio | target | met |\n"
+        "|---|---|---|---|---|---|---|\n"
+    )
     lines = []
     for r in rows:
         met = "" if r.met is None else ("yes" if r.met else "**no**")

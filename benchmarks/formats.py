@@ -79,7 +79,14 @@ def run(quick: bool = False) -> list[Row]:
     )
     r = rate(unpack_small_api, repeat)
     rows.append(
-        Row("unpack small struct (T().unpack)", "objects/s", r, base_unpack, ">= 500k/s", r >= 500_000)
+        Row(
+            "unpack small struct (T().unpack)",
+            "objects/s",
+            r,
+            base_unpack,
+            ">= 500k/s",
+            r >= 500_000,
+        )
     )
 
     T, obj = _image()
@@ -116,13 +123,29 @@ def run(quick: bool = False) -> list[Row]:
     base_pack = rate(raw_pack_img, repeat)
     base_unpack = rate(raw_unpack_img, repeat)
     r = rate(pack_img, repeat)
-    rows.append(Row("pack 64x64 float32 image", "objects/s", r, base_pack, ">= 200k/s", r >= 200_000))
+    rows.append(
+        Row("pack 64x64 float32 image", "objects/s", r, base_pack, ">= 200k/s", r >= 200_000)
+    )
     r = rate(unpack_img, repeat)
     rows.append(
-        Row("unpack 64x64 float32 image (decoder)", "objects/s", r, base_unpack, ">= 200k/s", r >= 200_000)
+        Row(
+            "unpack 64x64 float32 image (decoder)",
+            "objects/s",
+            r,
+            base_unpack,
+            ">= 200k/s",
+            r >= 200_000,
+        )
     )
     r = rate(unpack_img_api, repeat)
     rows.append(
-        Row("unpack 64x64 float32 image (T().unpack)", "objects/s", r, base_unpack, ">= 200k/s", r >= 200_000)
+        Row(
+            "unpack 64x64 float32 image (T().unpack)",
+            "objects/s",
+            r,
+            base_unpack,
+            ">= 200k/s",
+            r >= 200_000,
+        )
     )
     return rows

@@ -82,7 +82,11 @@ class File:
         return os.path.exists(self.path)
 
     def load(self):
-        with open(self.path, "rb" if self.binary else "rt", **({} if self.binary else {"encoding": "utf-8"})) as f:
+        with open(
+            self.path,
+            "rb" if self.binary else "rt",
+            **({} if self.binary else {"encoding": "utf-8"}),
+        ) as f:
             return f.read()
 
     def try_load(self):
@@ -112,7 +116,7 @@ class File:
         else:
             if isinstance(contents, bytes):
                 contents = contents.decode("utf-8")
-            with open(self.path, "wt", encoding="utf-8") as f:
+            with open(self.path, "w", encoding="utf-8") as f:
                 f.write(contents)
 
     def remove(self):
@@ -169,7 +173,9 @@ class Storage(AbstractStorage):
 
     def save(self, declaration, description=None):
         if description:
-            self.doc.save(description.encode("utf8") if isinstance(description, str) else description)
+            self.doc.save(
+                description.encode("utf8") if isinstance(description, str) else description
+            )
         self.json.save(declaration)
 
 
@@ -204,7 +210,7 @@ class CodeStorage(AbstractStorage):
         declaration_hash = hashing.hashJSONFile(self.json.path, "description")
         if self.code.exists():
             return hashing.hash(
-                dict(declaration=declaration_hash, code=hashing.hashFileContents(self.code.path))
+                {"declaration": declaration_hash, "code": hashing.hashFileContents(self.code.path)}
             )
         return declaration_hash
 
@@ -217,7 +223,9 @@ class CodeStorage(AbstractStorage):
 
     def save(self, declaration, code=None, description=None):
         if description:
-            self.doc.save(description.encode("utf8") if isinstance(description, str) else description)
+            self.doc.save(
+                description.encode("utf8") if isinstance(description, str) else description
+            )
         self.json.save(declaration)
         if code:
             if self._language == "unknown":

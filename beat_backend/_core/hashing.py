@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-
 import mmap
 import os
 from typing import Any
@@ -51,7 +50,7 @@ def _stringify(dictionary: dict) -> str:
     return "{" + ",".join(f'"{k}":{dictionary[k]}' for k in names) + "}"
 
 
-def hash(dictionary_or_string: dict | str | bytes) -> str:  # noqa: A001 - BEAT name
+def hash(dictionary_or_string: dict | str | bytes) -> str:
     """Hash a string (UTF-8) or a dict (through :func:`_stringify`)."""
     if isinstance(dictionary_or_string, dict):
         return _sha256(_stringify(dictionary_or_string))
@@ -118,15 +117,12 @@ def hashBlockOutput(
     output_name: str,
 ) -> str:
     """Platform hash of a block output (block and algorithm names are ignored)."""
-    text = (
-        '{"algorithm":"%s","parameters":%s,"environment":%s,"inputs":%s,"output":"%s"}'
-        % (
-            algorithm_hash,
-            _stringify(parameters),
-            _stringify(environment),
-            _stringify(input_hashes),
-            output_name,
-        )
+    text = '{"algorithm":"%s","parameters":%s,"environment":%s,"inputs":%s,"output":"%s"}' % (
+        algorithm_hash,
+        _stringify(parameters),
+        _stringify(environment),
+        _stringify(input_hashes),
+        output_name,
     )
     return hash(text)
 
@@ -151,5 +147,3 @@ def hashAnalyzer(
         )
     )
     return hash(text)
-
-
