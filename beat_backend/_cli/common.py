@@ -1,0 +1,54 @@
+"""Helpers shared by the subcommands: prefix selection and error exits."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+PREFIX_ENV = "BEAT_PREFIX"
+
+
+class CommandError(Exception):
+    """A usage problem detected by a subcommand: printed, exit status 2."""
+
+
+def add_prefix_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--prefix`` (resolved by :func:`resolve_prefix`)."""
+    parser.add_argument(
+        "--prefix",
+        metavar="DIR",
+        help=(
+            f"prefix holding the assets (default: ${PREFIX_ENV}, else ./prefix if it exists, "
+            "else the example prefix embedded in beat_backend)"
+        ),
+    )
+
+
+def resolve_prefix(explicit: str | None = None) -> str:
+    """The prefix to use: ``explicit``, ``$BEAT_PREFIX``, ``./prefix``, the embedded one.
+
+    Raises :class:`CommandError` when the chosen folder does not exist.
+    """
+    if explicit:
+        chosen = explicit
+    elif os.environ.get(PREFIX_ENV):
+        chosen = os.environ[PREFIX_ENV]
+    elif os.path.isdir("prefix"):
+        chosen = "prefix"
+    else:
+        from .._core.resources import embedded_prefix
+
+        try:
+            chosen = embedded_prefix()
+        except FileNotFoundError as exc:
+            raise CommandError(str(exc)) from exc
+    if not os.path.isdir(chosen):
+        raise CommandError(f"prefix `{chosen}' is not a directory")
+    return chosen
+
+
+def error(prog: str, message: str) -> int:
+    """Print ``<prog>: error: <message>`` to stderr; return 2."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return 2

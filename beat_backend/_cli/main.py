@@ -1,0 +1,93 @@
+"""Entry point of the ``beat-backend`` command (``beat_backend._cli.main:main``).
+
+Subcommands live in ``beat_backend._cli.<name>`` modules listed in
+:data:`COMMANDS`; each exposes ``add_parser(subparsers) -> ArgumentParser``
+(adds and returns its sub-parser) and ``run(args) -> int``. To add one, write
+the module and append its name here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from .._version import __version__
+from .common import CommandError, error
+
+PROG = "beat-backend"
+
+#: subcommand modules, in the order ``--help`` lists them
+COMMANDS: tuple[str, ...] = ("check",)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at emit time (survives redirections)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def _setup_logging(verbosity: int) -> None:
+    logger = logging.getLogger("beat_backend")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    levels = {0: logging.WARNING, 1: logging.INFO}
+    logger.setLevel(levels.get(verbosity, logging.DEBUG))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Execution backend for reproducible BEAT experiments.",
+    )
+    parser.add_argument("--version", action="version", version=f"beat_backend v{__version__}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log more to stderr (-v: info, -vv: debug)",
+    )
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"{__package__}.{name}")
+        sub = module.add_parser(subparsers)
+        sub.set_defaults(_run=module.run, _command=name)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``beat-backend`` with ``argv`` (without the program name); return the status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 2)
+    if getattr(args, "_run", None) is None:
+        parser.print_usage(sys.stderr)
+        return error(PROG, "a command is required (see --help)")
+    _setup_logging(args.verbose)
+    try:
+        return int(args._run(args))
+    except CommandError as exc:
+        return error(f"{PROG} {args._command}", str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""The BEAT-named facades export exactly the API document's names (plus listed extras).
+
+Source of the lists: ``beat-backend-python-api.txt`` (one entry per
+``beat.backend.python.<module>.<name>``) and the spec's extra public names.
+Later issues add their modules to :data:`FACADES`. A module that does not
+import is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+#: module -> (names of the API document, extra public names the spec defines)
+FACADES: dict[str, tuple[list[str], list[str]]] = {
+    "beat_backend.hash": (
+        [
+            "toPath",
+            "toUserPath",
+            "hash",
+            "hashJSON",
+            "hashJSONFile",
+            "hashFileContents",
+            "hashDataset",
+        ],
+        # platform-side hashes (prefix-and-hashing.md §3.8) and the private
+        # helpers the platform imports (platform-client.md §4)
+        ["hashBlockOutput", "hashAnalyzer", "hashJSONStr", "_compact", "_sha256", "_stringify"],
+    ),
+    "beat_backend.utils": (
+        [
+            "hashed_or_simple",
+            "safe_rmfile",
+            "safe_rmdir",
+            "extension_for_language",
+            "Prefix",
+            "File",
+            "AbstractStorage",
+            "Storage",
+            "CodeStorage",
+            "NumpyJSONEncoder",
+            "error_on_duplicate_key_hook",
+            "has_argument",
+        ],
+        [],
+    ),
+    "beat_backend.baseformat": (
+        [
+            "setup_scalar",
+            "setup_array",
+            "pack_array",
+            "pack_scalar",
+            "read_some",
+            "read_string",
+            "unpack_array",
+            "unpack_scalar",
+            "baseformat",
+        ],
+        [],
+    ),
+    "beat_backend.dataformat": (["Storage", "DataFormat"], []),
+    "beat_backend.loader": (["load_module", "run"], []),
+    "beat_backend.exceptions": (
+        # algorithms-and-execution.md §10
+        ["RemoteException", "UserError", "OutputError"],
+        # beat_backend's own hierarchy (beat_backend/_core/errors.py)
+        [
+            "BeatError",
+            "AssetNameError",
+            "AssetNotFoundError",
+            "DeclarationError",
+            "DuplicateKeyError",
+            "FormatError",
+            "FormatTypeError",
+            "CastingError",
+            "FieldsError",
+            "DecodingError",
+            "CacheError",
+            "ProtocolError",
+            "PeerGoneError",
+        ],
+    ),
+}
+
+
+@pytest.fixture(params=sorted(FACADES), ids=lambda name: name.rpartition(".")[2])
+def facade(request):
+    name = request.param
+    api, extras = FACADES[name]
+    return name, importlib.import_module(name), api, extras
+
+
+def test_expected_lists_have_no_duplicates():
+    for name, (api, extras) in FACADES.items():
+        expected = api + extras
+        assert len(expected) == len(set(expected)), name
+
+
+def test_all_matches_the_api_document(facade):
+    name, module, api, extras = facade
+    exported = list(module.__all__)
+    duplicates = sorted({n for n in exported if exported.count(n) > 1})
+    assert not duplicates, f"{name}.__all__ repeats {duplicates}"
+    assert set(exported) == set(api) | set(extras), (
+        f"{name}: missing {sorted(set(api) | set(extras) - set(exported))}, "
+        f"unexpected {sorted(set(exported) - set(api) - set(extras))}"
+    )
+
+
+def test_every_exported_name_exists(facade):
+    name, module, _, _ = facade
+    missing = [n for n in module.__all__ if not hasattr(module, n)]
+    assert not missing, f"{name} lacks {missing}"
+
+
+def test_public_classes_carry_the_facade_module(facade):
+    name, module, _, _ = facade
+    wrong = {
+        n: obj.__module__
+        for n in module.__all__
+        if not n.startswith("_")
+        and isinstance(obj := getattr(module, n), type)
+        and obj.__module__ != name
+    }
+    assert not wrong, f"classes of {name} with another __module__: {wrong}"
+
+
+def test_star_import_gives_exactly_all(facade):
+    name, _, api, extras = facade
+    namespace: dict = {}
+    exec(f"from {name} import *", namespace)
+    namespace.pop("__builtins__", None)
+    assert set(namespace) == set(api) | set(extras)
