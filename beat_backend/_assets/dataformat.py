@@ -317,10 +317,19 @@ class DataFormat:
         if not self.valid:
             raise RuntimeError(f"dataformat `{self.name}' is not valid:\n" + "\n".join(self.errors))
         if prefix == self.prefix:
-            raise RuntimeError(f"Cannot export dataformat `{self.name}' to its own prefix ({prefix})")
-        for obj in self._dependencies().values():
-            if obj.storage is not None:
-                obj.write(Storage(prefix, obj.name))
+            raise RuntimeError(
+                f"Cannot export dataformat `{self.name}' to its own prefix ({prefix})"
+            )
+        dependencies = [obj for obj in self._dependencies().values() if obj.storage is not None]
+        for obj in dependencies:
+            # a broken dependency (missing, invalid) would be written as `null'
+            if not obj.valid or not isinstance(obj.data, dict):
+                raise RuntimeError(
+                    f"dataformat `{self.name}' depends on `{obj.name}', which is not valid:\n"
+                    + "\n".join(obj.errors)
+                )
+        for obj in dependencies:
+            obj.write(Storage(prefix, obj.name))
         self.write(Storage(prefix, self.name))
 
     def __deepcopy__(self, memo):  # pragma: no cover - keep copies cheap and class-free

@@ -100,12 +100,7 @@ def setup_scalar(formatname, attrname, dtype, value, casting, add_defaults):
             f"attribute `{attrname}' on dataformat `{formatname}' is a scalar of type "
             f"`{dtype}' but received a sequence ({value!r})"
         )
-    if isinstance(value, str):
-        raise CastingError(
-            f"cannot safely cast attribute `{attrname}' on dataformat `{formatname}' "
-            f"with type `{numpy.array(value).dtype}' to `{dtype}' without precision loss"
-        )
-    if value:
+    if value or isinstance(value, str):
         source = value.dtype if isinstance(value, numpy.generic) else numpy.array(value).dtype
         if not numpy.can_cast(source, dtype, casting=casting):
             raise CastingError(
@@ -163,7 +158,7 @@ def _check_shape(formatname, attrname, shape, arr):
 def setup_array(formatname, attrname, shape, dtype, value, casting, add_defaults):
     """Cast ``value`` to an array of declared ``shape`` (0 = any) and ``dtype``."""
     if _is_empty(value):
-        return default_array([d for d in shape], dtype)
+        return default_array(list(shape), dtype)
 
     if dtype is str or _is_format_class(dtype):
         try:

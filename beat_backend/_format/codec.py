@@ -52,22 +52,46 @@ def _le(dtype: numpy.dtype) -> numpy.dtype:
 # BEAT's file-object helpers
 
 
+#: largest single ``read()`` of the file-object decoder; bigger reads are
+#: chunked so that a corrupt header never makes us allocate what it claims
+_READ_CHUNK = 1 << 20
+
+
+def _read_exact(fd, n, what="data"):
+    """Read exactly ``n`` bytes from ``fd`` (``DecodingError`` if it ends first).
+
+    Memory grows with the bytes actually read, not with ``n``: a file object's
+    ``read(n)`` allocates ``n`` bytes up front.
+    """
+    if n <= _READ_CHUNK:
+        data = fd.read(n)
+    else:
+        chunks = bytearray()
+        while len(chunks) < n:
+            chunk = fd.read(min(_READ_CHUNK, n - len(chunks)))
+            if not chunk:
+                break
+            chunks += chunk
+        data = bytes(chunks)
+    if len(data) != n:
+        raise DecodingError(f"truncated {what}: expected {n} bytes, got {len(data)}")
+    return data
+
+
 def read_some(format, fd):
     """``struct.unpack(format, fd.read(calcsize(format)))``."""
     size = struct.calcsize(format)
-    data = fd.read(size)
-    if len(data) != size:
-        raise DecodingError(f"truncated data: expected {size} bytes, got {len(data)}")
-    return struct.unpack(format, data)
+    return struct.unpack(format, _read_exact(fd, size))
 
 
 def read_string(fd):
     """Read one encoded string; returns a 1-tuple ``(str,)``."""
     (n,) = read_some("<Q", fd)
-    data = fd.read(n)
-    if len(data) != n:
-        raise DecodingError(f"truncated string: expected {n} bytes, got {len(data)}")
-    return (data.decode("utf-8"),)
+    data = _read_exact(fd, n, "string")
+    try:
+        return (data.decode("utf-8"),)
+    except UnicodeDecodeError as exc:
+        raise DecodingError(f"invalid UTF-8 in string: {exc}") from None
 
 
 def pack_scalar(dtype, value, fd):
@@ -102,9 +126,7 @@ def unpack_scalar(dtype, fd):
     if dtype is str:
         return read_string(fd)[0]
     if isinstance(dtype, numpy.dtype):
-        data = fd.read(dtype.itemsize)
-        if len(data) != dtype.itemsize:
-            raise DecodingError(f"truncated data: expected {dtype.itemsize} bytes")
+        data = _read_exact(fd, dtype.itemsize)
         return numpy.frombuffer(data, dtype=_le(dtype), count=1)[0].astype(dtype)[()]
     return dtype().unpack_from(fd)
 
@@ -114,18 +136,20 @@ def unpack_array(shape, dtype, fd):
     dims = read_some("<%dQ" % len(shape), fd)
     count = math.prod(dims)
     if isinstance(dtype, numpy.dtype):
-        nbytes = count * dtype.itemsize
-        data = fd.read(nbytes)
-        if len(data) != nbytes:
-            raise DecodingError(f"truncated array: expected {nbytes} bytes")
-        return numpy.frombuffer(bytearray(data), dtype=_le(dtype)).astype(dtype, copy=False).reshape(dims)
-    if dtype is str:
-        out = new_string_array(dims)
-    else:
-        out = new_format_array(dims, dtype)
+        data = _read_exact(fd, count * dtype.itemsize, "array")
+        if count == 0:
+            return numpy.zeros(dims, dtype=dtype)
+        arr = numpy.frombuffer(bytearray(data), dtype=_le(dtype))
+        return arr.astype(dtype, copy=False).reshape(dims)
+    if dtype is not str and not getattr(dtype, "_min_size", 1) and count > _MAX_EMPTY_ELEMENTS:
+        raise DecodingError(f"array of {count} empty `{dtype._name}' objects refused")
+    # decode the items before allocating the array: a corrupt header claiming
+    # billions of items then fails at the first missing item
+    items = [unpack_scalar(dtype, fd) for _ in range(count)]
+    out = new_string_array(dims) if dtype is str else new_format_array(dims, dtype)
     flat = out.reshape(-1)
-    for i in range(count):
-        numpy.ndarray.__setitem__(flat, i, unpack_scalar(dtype, fd))
+    for i, item in enumerate(items):
+        numpy.ndarray.__setitem__(flat, i, item)
     return out
 
 
@@ -250,12 +274,14 @@ def _pack_strings(arr, parts, what):
 def _pack_objects(arr, parts, element, what):
     encode = element._encode
     for item in arr.flat:
-        if not isinstance(item, element):
-            if getattr(item, "_structure_key", None) != element._structure_key:
-                raise TypeError(
-                    f"cannot pack {what}: items must be `{element._name}' objects, got "
-                    f"{type(item).__name__} ({item!r})"
-                )
+        if (
+            not isinstance(item, element)
+            and getattr(item, "_structure_key", None) != element._structure_key
+        ):
+            raise TypeError(
+                f"cannot pack {what}: items must be `{element._name}' objects, got "
+                f"{type(item).__name__} ({item!r})"
+            )
         encode(item, parts)
 
 
@@ -341,7 +367,10 @@ def _compile(fields, key) -> _Plan:
         consts[f"_S{i}u"] = st.unpack_from
         consts[f"_S{i}p"] = st.pack
         names = [f"_v{j}" for j in range(len(run))]
-        dec.append(f"    if off + {st.size} > len(buf): raise _truncated(_what, {st.size}, off, len(buf))")
+        dec.append(
+            f"    if off + {st.size} > len(buf): "
+            f"raise _truncated(_what, {st.size}, off, len(buf))"
+        )
         dec.append(f"    {', '.join(names)}, = _S{i}u(buf, off)")
         dec.append(f"    off += {st.size}")
         for (field, dt), var in zip(run, names):
