@@ -2,7 +2,11 @@
 
 from typing import Any
 
+from . import _alias
 from ._version import __version__
+
+# existing BEAT code imports `beat.backend.python[.X]`: map it onto our modules
+_alias.install()
 
 __all__ = ["__version__", "validate"]
 

@@ -1,0 +1,1 @@
+"""Cache layer: data source/sink base classes, cache file sets, index helpers."""
