@@ -1,0 +1,294 @@
+"""``CachedDataSource``: reads the file set(s) of a cached output (cache-files.md §7.2).
+
+Data files are memory-mapped; checksums are verified once per file and
+process (keyed on the file's identity); records are located by one scan of
+the headers; units are found by binary search; decoding is bounded to the
+record (a header that lies about its size is an error, never a wrong value).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import mmap
+import os
+import threading
+import time
+
+from .._core.errors import CacheError, DecodingError
+from .._core.jsonio import error_on_duplicate_key_hook
+from .base import DataSource, FileInfos
+from .index import getAllFilenames, parse_range, read_checksum
+
+logger = logging.getLogger(__name__)
+
+_VERIFIED: dict = {}
+_VERIFIED_LOCK = threading.Lock()
+
+
+def _identity(path):
+    st = os.stat(path)
+    return (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def file_sha256(path: str) -> str:
+    """SHA-256 of a file, streamed through a memory map."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size:
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                sha.update(mm)
+    return sha.hexdigest()
+
+
+def verify_checksum(path: str, checksum_path: str) -> None:
+    """Raise ``CacheError`` unless ``path`` hashes to the content of ``checksum_path``.
+
+    A file verified once in this process (same identity: inode, size, mtime)
+    is not hashed again.
+    """
+    expected = read_checksum(checksum_path)
+    key = _identity(path)
+    with _VERIFIED_LOCK:
+        if _VERIFIED.get(key) == expected:
+            return
+    actual = file_sha256(path)
+    if actual != expected:
+        raise CacheError(
+            f"data file `{path}' has a checksum ({actual}) that differs from expected one "
+            f"({expected})"
+        )
+    with _VERIFIED_LOCK:
+        _VERIFIED[key] = expected
+
+
+def _read_header(buf, path):
+    first = buf.find(b"\n")
+    second = buf.find(b"\n", first + 1) if first >= 0 else -1
+    if first < 0 or second < 0:
+        raise CacheError(f"data file `{path}' has a truncated header")
+    try:
+        encoding = bytes(buf[:first]).decode("ascii")
+        name = bytes(buf[first + 1 : second]).decode("utf-8")
+    except UnicodeDecodeError:
+        raise CacheError(f"data file `{path}' has an invalid header") from None
+    return encoding, name, second + 1
+
+
+def _scan(buf, offset, path, file_index, start_index, end_index, out):
+    """Append FileInfos of every record of ``buf`` inside the requested range."""
+    size_total = len(buf)
+    find = buf.find
+    while offset < size_total:
+        nl = find(b"\n", offset)
+        if nl < 0:
+            raise CacheError(f"data file `{path}' is truncated: record header at {offset}")
+        try:
+            s, e, n = buf[offset:nl].split(b" ")
+            s, e, n = int(s), int(e), int(n)
+        except ValueError:
+            raise CacheError(
+                f"data file `{path}' has an invalid record header at offset {offset}: "
+                f"{bytes(buf[offset : min(nl, offset + 40)])!r}"
+            ) from None
+        payload = nl + 1
+        if n < 1 or payload + n > size_total:
+            raise CacheError(
+                f"data file `{path}' is truncated or its record header lies: record "
+                f"{s}..{e} announces {n} bytes at offset {payload}, file holds {size_total}"
+            )
+        if (start_index is None or s >= start_index) and (end_index is None or e <= end_index):
+            out.append(FileInfos(file_index, s, e, payload, n))
+        offset = payload + n
+
+
+class CachedDataSource(DataSource):
+    """Utility class to load data from a file set in the cache."""
+
+    def __init__(self):
+        super().__init__()
+        self.filenames = None
+        self.encoding = None
+        self.prefix = None
+        self.dataformat = None
+        self.current_file = None
+        self.current_file_index = None
+        self.unpack = True
+        self._maps = {}
+        self._files = {}
+        self._views = {}
+
+    def setup(self, filename, prefix, start_index=None, end_index=None, unpack=True):
+        """Configure the source; returns ``True`` on success, ``False`` if no file exists."""
+        index_files = None
+        data_files, index_files, checksum_files, _ = getAllFilenames(
+            filename, start_index, end_index
+        )
+        if not data_files:
+            logger.warning("No data found in `%s'", filename)
+            return False
+        if [f + ".checksum" for f in data_files] != checksum_files:
+            raise CacheError(
+                f"number of data files and checksum files for `{filename}' does not match "
+                f"({len(data_files)} != {len(checksum_files)})"
+            )
+        for data_file, checksum_file in zip(data_files, checksum_files):
+            verify_checksum(data_file, checksum_file)
+        previous_end = None
+        for data_file, checksum_file in zip(data_files, checksum_files):
+            r = parse_range(data_file)
+            if previous_end is not None and r is not None and r[0] != previous_end + 1:
+                raise CacheError(f"data file `{data_file}|{checksum_file}' has missing indices.")
+            if r is not None:
+                previous_end = r[1]
+
+        self.prefix = prefix
+        self.unpack = unpack
+        self.filenames = data_files
+        self.infos = []
+        self.dataformat = None
+        self.encoding = None
+        for file_index, path in enumerate(data_files):
+            buf = self._map(file_index, path)
+            encoding, name, offset = _read_header(buf, path)
+            if encoding not in ("binary", "json"):
+                raise RuntimeError(
+                    f"valid formats for data reading are 'binary' or 'json': the format "
+                    f"`{encoding}' of `{path}' is invalid"
+                )
+            if self.dataformat is None:
+                self.encoding = encoding
+                self.dataformat = self._load_format(name, prefix)
+            _scan(buf, offset, path, file_index, start_index, end_index, self.infos)
+        self._type = self.dataformat.type
+        self.ready = True
+        return True
+
+    @staticmethod
+    def _load_format(name, prefix):
+        from .._assets.dataformat import DataFormat
+
+        if name.startswith("analysis:"):
+            from .._assets.algorithm import Algorithm
+
+            algo_name = name[len("analysis:") :]
+            algo = Algorithm(prefix, algo_name)
+            if not algo.valid:
+                raise RuntimeError(
+                    f"the dataformat `{algo_name}' is the result of an algorithm which is not valid"
+                )
+            return algo.result_dataformat()
+        df = DataFormat(prefix, name)
+        if not df.valid:
+            raise RuntimeError(f"the dataformat `{name}' is not valid\n" + "\n".join(df.errors))
+        return df
+
+    # -- files ----------------------------------------------------------------
+
+    def _map(self, file_index, path=None):
+        mm = self._maps.get(file_index)
+        if mm is not None:
+            return mm
+        path = path or self.filenames[file_index]
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - kept open with its map
+            size = os.fstat(f.fileno()).st_size
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        except OSError as exc:
+            raise CacheError(f"Could not read `{path}': {exc}") from None
+        self._files[file_index] = f
+        self._maps[file_index] = mm
+        self._views[file_index] = memoryview(mm)
+        self.current_file = f
+        self.current_file_index = file_index
+        return mm
+
+    def reset(self):
+        """Close the open files (the setup is kept)."""
+        for view in self._views.values():
+            view.release()
+        for mm in self._maps.values():
+            if isinstance(mm, mmap.mmap):
+                try:
+                    mm.close()
+                except BufferError:
+                    pass
+        for f in self._files.values():
+            f.close()
+        self._maps = {}
+        self._files = {}
+        self._views = {}
+        self.current_file = None
+        self.current_file_index = None
+
+    def close(self):
+        self.reset()
+        super().close()
+
+    # -- reading --------------------------------------------------------------
+
+    def __getitem__(self, index):
+        infos = self.infos
+        if index < 0 or index >= len(infos):
+            return (None, None, None)
+        t0 = time.perf_counter()
+        info = infos[index]
+        fi = info.file_index
+        view = self._views.get(fi)
+        if view is None:
+            self._map(fi)
+            view = self._views[fi]
+        if fi != self.current_file_index:
+            self.current_file = self._files[fi]
+            self.current_file_index = fi
+        offset = info.offset
+        end = offset + info.size
+        if not self.unpack:
+            data = bytes(view[offset:end])
+        elif self.encoding == "binary":
+            try:
+                data, used = self._type._from_buffer(view[offset:end], 0, False)
+            except DecodingError as exc:
+                raise CacheError(
+                    f"cannot decode record {info.start_index}..{info.end_index} of "
+                    f"`{self.filenames[info.file_index]}': {exc}"
+                ) from None
+            if used != info.size - 1:
+                raise CacheError(
+                    f"record {info.start_index}..{info.end_index} of "
+                    f"`{self.filenames[info.file_index]}' announces {info.size - 1} bytes of "
+                    f"payload but its value uses {used}"
+                )
+        else:
+            payload = bytes(view[offset:end]).decode("utf-8")
+            obj = json.loads(payload, object_pairs_hook=error_on_duplicate_key_hook)
+            data = self._type().from_dict(obj, casting="unsafe", add_defaults=False)
+        self.nb_bytes_read += info.size
+        self.read_duration += time.perf_counter() - t0
+        return (data, info.start_index, info.end_index)
+
+    # -- pickling ---------------------------------------------------------------
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_reopen"] = self.current_file_index
+        state["_maps"] = {}
+        state["_files"] = {}
+        state["_views"] = {}
+        state["current_file"] = None
+        state.pop("_type", None)
+        return state
+
+    def __setstate__(self, state):
+        reopen = state.pop("_reopen", None)
+        self.__dict__.update(state)
+        if self.dataformat is not None:
+            self._type = self.dataformat.type
+        self.current_file_index = None
+        if reopen is not None:
+            try:
+                self._map(reopen)
+            except CacheError as exc:
+                raise OSError(str(exc)) from None
