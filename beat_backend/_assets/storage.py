@@ -227,7 +227,7 @@ class CodeStorage(AbstractStorage):
                 description.encode("utf8") if isinstance(description, str) else description
             )
         self.json.save(declaration)
-        if code:
+        if code is not None:  # an empty code file is still written
             if self._language == "unknown":
                 self.language = self.__auto_discover_language(declaration)
             self.code.save(code)
