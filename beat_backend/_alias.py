@@ -22,11 +22,17 @@ NEW = "beat_backend"
 class _ExistingModuleLoader(importlib.abc.Loader):
     def __init__(self, module):
         self.module = module
+        self.own_spec = getattr(module, "__spec__", None)
 
     def create_module(self, spec):
         return self.module
 
     def exec_module(self, module):
+        # module_from_spec() stamped the alias spec onto the shared module; put its
+        # own spec back (else relative imports in beat_backend warn that
+        # __package__ != __spec__.parent)
+        if self.own_spec is not None:
+            module.__spec__ = self.own_spec
         return None
 
 

@@ -229,6 +229,154 @@ def _load_dataformat(prefix: str, name: str) -> list[str]:
 LOADERS["dataformat"] = _load_dataformat
 
 
+def _code_error(what: str, name: str, code_path: str, exc: BaseException) -> str:
+    """``cannot load the code of <what> `<name>': <error> (<file>, line <n>)``."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return (
+            f"cannot load the code of {what} `{name}': {type(exc).__name__}: {exc.msg} "
+            f"({exc.filename}, line {exc.lineno})"
+        )
+    where = ""
+    tb = exc.__traceback__
+    while tb is not None:  # the innermost frame in the asset's own file
+        if tb.tb_frame.f_code.co_filename == code_path:
+            where = f" ({code_path}, line {tb.tb_lineno})"
+        tb = tb.tb_next
+    return f"cannot load the code of {what} `{name}': {_describe(exc)}{where}"
+
+
+def _load_library(prefix: str, name: str) -> list[str]:
+    from .library import Library
+
+    lib = Library(prefix, name)
+    if not lib.valid:
+        return [str(e) for e in lib.errors]
+    if lib.language == "python":
+        try:
+            lib.load()
+        except Exception as exc:
+            return [_code_error("library", name, lib.storage.code.path, exc)]
+    return []
+
+
+def _load_algorithm(prefix: str, name: str) -> list[str]:
+    from .algorithm import Algorithm
+
+    algorithm = Algorithm(prefix, name)
+    if not algorithm.valid:
+        return [str(e) for e in algorithm.errors]
+    errors = []
+    endpoints = [
+        (kind, endpoint, type_name)
+        for kind, mapping in (
+            ("input", algorithm.input_map),
+            ("output", algorithm.output_map),
+            ("loop endpoint", algorithm.loop_map),
+        )
+        for endpoint, type_name in mapping.items()
+    ]
+    for kind, endpoint, type_name in endpoints:
+        fmt = algorithm.dataformats.get(type_name)
+        if fmt is not None and not fmt.valid:
+            first = str(fmt.errors[0]).splitlines()[0] if fmt.errors else "invalid"
+            errors.append(
+                f"{kind} `{endpoint}' of algorithm `{name}' uses dataformat `{type_name}', "
+                f"which is not valid: {first}"
+            )
+    if algorithm.language == "python":
+        try:
+            algorithm.runner()
+        except Exception as exc:
+            errors.append(_code_error("algorithm", name, algorithm.storage.code.path, exc))
+    return errors
+
+
+LOADERS["library"] = _load_library
+LOADERS["algorithm"] = _load_algorithm
+
+
+def _invalid_output_formats(owner: str, sets, dataformats: dict) -> list[str]:
+    """Errors for set outputs whose dataformat is not valid."""
+    errors = []
+    for set_ in sets:
+        for output, type_name in set_.get("outputs", {}).items():
+            fmt = dataformats.get(type_name)
+            if fmt is not None and not fmt.valid:
+                first = str(fmt.errors[0]).splitlines()[0] if fmt.errors else "invalid"
+                errors.append(
+                    f"output `{output}' of set `{set_.get('name')}' of {owner} uses dataformat "
+                    f"`{type_name}', which is not valid: {first}"
+                )
+    return errors
+
+
+def _load_protocoltemplate(prefix: str, name: str) -> list[str]:
+    from .protocoltemplate import ProtocolTemplate
+
+    template = ProtocolTemplate(prefix, name)
+    if not template.valid:
+        return [str(e) for e in template.errors]
+    return _invalid_output_formats(
+        f"protocol template `{name}'", template.sets(), template.dataformats
+    )
+
+
+def _load_database(prefix: str, name: str) -> list[str]:
+    from .database import Database
+    from .loader import load_module
+
+    db = Database(prefix, name)
+    if not db.valid:
+        return [str(e) for e in db.errors]
+    errors = []
+    views = []  # (protocol, set, view class)
+    for protocol_name, protocol in db.protocols.items():
+        try:
+            sets = db.sets(protocol_name)
+        except RuntimeError as exc:
+            errors.append(
+                f"protocol `{protocol_name}' of database `{name}': protocol template "
+                f"`{protocol.get('template')}' is not valid:{exc}"
+            )
+            continue
+        if db.schema_version == 1:
+            owner = f"protocol `{protocol_name}' of database `{name}'"
+            errors.extend(_invalid_output_formats(owner, sets.values(), db.dataformats))
+            views.extend((protocol_name, s, d.get("view")) for s, d in sets.items())
+            continue
+        declared = protocol.get("views", {})
+        for set_name in sets:
+            if set_name not in declared:
+                errors.append(
+                    f"set `{set_name}' of protocol `{protocol_name}' of database `{name}' "
+                    "has no entry in `views'"
+                )
+        for set_name, entry in declared.items():
+            if set_name not in sets:
+                errors.append(
+                    f"`views' of protocol `{protocol_name}' of database `{name}' names set "
+                    f"`{set_name}', which protocol template `{protocol['template']}' lacks"
+                )
+            else:
+                views.append((protocol_name, set_name, entry.get("view")))
+    code_path = db.storage.code.path
+    try:
+        module = load_module(name.replace("/", "_"), code_path, {})
+    except Exception as exc:
+        return [*errors, _code_error("database", name, code_path, exc)]
+    for protocol_name, set_name, view in views:
+        if not isinstance(view, str) or not isinstance(getattr(module, view, None), type):
+            errors.append(
+                f"view class `{view}' of set `{set_name}' of protocol `{protocol_name}' of "
+                f"database `{name}' not found in {code_path}"
+            )
+    return errors
+
+
+LOADERS["protocoltemplate"] = _load_protocoltemplate
+LOADERS["database"] = _load_database
+
+
 # --------------------------------------------------------------------------
 # Checking
 

@@ -1,0 +1,365 @@
+"""Database declarations (schema v1 and v2) and the ``View`` base class of user views.
+
+``Database.__init__`` sets the initial attributes and calls
+``self._load(data, dataformat_cache)`` — the BEAT platform subclasses this
+class and overrides ``_load`` (platform-client.md §4). Database code is always
+Python (``<prefix>/databases/<name>/<version>.py``, never in a hashed folder).
+"""
+
+from __future__ import annotations
+
+import copy
+
+from .._core.errors import AssetNameError, DuplicateKeyError
+from .._core.jsonio import dumps_numpy, loads_declaration
+from . import storage as _storage
+from .loader import load_module
+from .protocoltemplate import ProtocolTemplate, load_output_formats
+
+_UNNAMED = "__unnamed_database__"
+
+
+class Storage(_storage.AssetStorage, _storage.CodeStorage):
+    """Resolves paths for databases (``<name>/<version>``); the code is Python."""
+
+    asset_type = "database"
+    asset_folder = "databases"
+    name_slashes = 1
+    hashed = False
+    kind_word = "database"
+
+    def __init__(self, prefix: str, name: str):
+        # views are coded in Python, whatever the declaration says
+        super().__init__(self._resolve(prefix, name), "python")
+
+
+class Database:
+    """Databases define the start point of the dataflow in an experiment.
+
+    ``data`` is the database name (``<name>/<version>``), loaded from
+    ``prefix``. ``dataformat_cache`` (name -> DataFormat) and
+    ``protocoltemplate_cache`` (name -> ProtocolTemplate) are optional shared
+    caches; a database loads each protocol template once.
+    """
+
+    def __init__(
+        self,
+        prefix: str,
+        data,
+        dataformat_cache: dict | None = None,
+        protocoltemplate_cache: dict | None = None,
+    ):
+        self._name = None
+        self.prefix = prefix
+        self.dataformats = {}
+        self.storage = None
+        self.errors = []
+        self.data = None
+        self.code = None
+        self.code_path = None
+        self._module = None
+        self._protocoltemplate_cache = (
+            protocoltemplate_cache if protocoltemplate_cache is not None else {}
+        )
+        self._load(data, dataformat_cache)
+
+    # -- loading ------------------------------------------------------------
+
+    def _load(self, data, dataformat_cache):
+        self._name = data
+        self.storage = Storage(self.prefix, data)
+        path = self.storage.json.path
+        if not self.storage.json.exists():
+            self.errors.append(f"Database declaration file not found: {path}")
+            return
+        with open(path, "rb") as f:
+            raw = f.read()
+        try:
+            self.data = loads_declaration(raw, path)
+        except DuplicateKeyError as exc:
+            self.errors.append(f"Database declaration file invalid: {exc}")
+            return
+
+        self.code_path = self.storage.code.path
+        if self.storage.code.exists():
+            self.code = self.storage.code.load()
+        else:
+            self.errors.append(f"Database code not found: {self.code_path}")
+
+        if dataformat_cache is None:
+            dataformat_cache = {}
+        if not isinstance(self.data, dict):
+            self.errors.append(f"Database declaration invalid: {path} must hold a JSON object")
+            return
+        if self.schema_version == 1:
+            self._load_v1(dataformat_cache)
+        elif self.schema_version == 2:
+            self._load_v2(dataformat_cache)
+        else:
+            raise RuntimeError(f"Invalid schema version {self.schema_version}")
+
+    def _structure_errors(self, sets_key: str) -> list[str]:
+        protocols = self.data.get("protocols")
+        if not isinstance(protocols, list):
+            return ["Database declaration invalid: `protocols' must be a list"]
+        errors = []
+        for i, protocol in enumerate(protocols):
+            if not isinstance(protocol, dict) or "name" not in protocol:
+                errors.append(f"Database declaration invalid: protocol #{i} has no `name'")
+                continue
+            container = protocol.get(sets_key)
+            kind = list if sets_key == "sets" else dict
+            if not isinstance(container, kind):
+                errors.append(
+                    f"Database declaration invalid: protocol `{protocol['name']}' has no "
+                    f"`{sets_key}' {kind.__name__}"
+                )
+            elif sets_key == "views" and not isinstance(protocol.get("template"), str):
+                errors.append(
+                    f"Database declaration invalid: protocol `{protocol['name']}' has no `template'"
+                )
+        return errors
+
+    def _load_v1(self, dataformat_cache):
+        errors = self._structure_errors("sets")
+        if errors:
+            self.errors.extend(errors)
+            return
+        for protocol in self.data["protocols"]:
+            load_output_formats(self, protocol["sets"], dataformat_cache)
+
+    def _load_v2(self, dataformat_cache):
+        errors = self._structure_errors("views")
+        if errors:
+            self.errors.extend(errors)
+            return
+        for protocol in self.data["protocols"]:
+            try:
+                template = self._template(protocol["template"], dataformat_cache)
+            except AssetNameError as exc:
+                self.errors.append(str(exc))
+                continue
+            if template.valid:
+                load_output_formats(self, template.sets(), dataformat_cache)
+
+    def _template(self, name: str, dataformat_cache: dict | None = None) -> ProtocolTemplate:
+        """The protocol template ``name``, loaded once and then reused."""
+        cache = getattr(self, "_protocoltemplate_cache", None)
+        if cache is None:  # a subclass skipped our __init__
+            cache = self._protocoltemplate_cache = {}
+        template = cache.get(name)
+        if template is None:
+            template = ProtocolTemplate(self.prefix, name, dataformat_cache)
+            cache[name] = template
+        return template
+
+    # -- properties ---------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The database name (``<name>/<version>``)."""
+        return self._name or _UNNAMED
+
+    @name.setter
+    def name(self, value):
+        self._name = value
+        self.storage = Storage(self.prefix, value)
+
+    @property
+    def description(self):
+        """The short description (``description`` key)."""
+        return self.data.get("description") if isinstance(self.data, dict) else None
+
+    @description.setter
+    def description(self, value):
+        self.data["description"] = value
+
+    @property
+    def documentation(self):
+        """The long documentation (``.rst``), or ``None``."""
+        if self._name is None or self.storage is None:
+            raise RuntimeError("database has no name")
+        return self.storage.doc.try_load()
+
+    @documentation.setter
+    def documentation(self, value):
+        if self._name is None or self.storage is None:
+            raise RuntimeError("database has no name")
+        if hasattr(value, "read"):
+            value = value.read()
+        self.storage.doc.save(value)
+
+    def hash(self) -> str:
+        """The hexadecimal hash of the declaration and the code."""
+        if self._name is None or self.storage is None:
+            raise RuntimeError("database has no name")
+        return self.storage.hash()
+
+    @property
+    def schema_version(self) -> int:
+        return self.data.get("schema_version", 1) if isinstance(self.data, dict) else 1
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    @property
+    def environment(self):
+        """The run environment (``{"name", "version"}``) or ``None``."""
+        return self.data.get("environment")
+
+    @property
+    def protocols(self) -> dict:
+        """Protocol name -> protocol declaration."""
+        return {p["name"]: p for p in self.data["protocols"]}
+
+    def protocol(self, name: str) -> dict:
+        """The declaration of protocol ``name`` (``KeyError`` if unknown)."""
+        return self.protocols[name]
+
+    @property
+    def protocol_names(self) -> list:
+        """Protocol names, in declaration order."""
+        return [p["name"] for p in self.data["protocols"]]
+
+    def sets(self, protocol: str) -> dict:
+        """Set name -> set declaration of ``protocol`` (v2: from its template)."""
+        if self.schema_version == 1:
+            data = self.protocol(protocol)["sets"]
+        else:
+            template = self._template(self.protocol(protocol)["template"])
+            if not template.valid:
+                raise RuntimeError("\n  * " + "\n  * ".join(template.errors))
+            data = template.sets()
+        return {s["name"]: s for s in data}
+
+    def set(self, protocol: str, name: str) -> dict:
+        """The declaration of set ``name`` of ``protocol`` (``KeyError`` if unknown)."""
+        return self.sets(protocol)[name]
+
+    def set_names(self, protocol: str) -> list:
+        """The names of the sets of ``protocol``, in declaration order."""
+        return list(self.sets(protocol))
+
+    def view_definition(self, protocol_name: str, set_name: str) -> dict:
+        """A copy of the set declaration, with ``view`` and (v2) ``parameters``."""
+        if self.schema_version == 1:
+            return copy.deepcopy(self.set(protocol_name, set_name))
+        protocol = self.protocol(protocol_name)
+        entry = protocol["views"][set_name]
+        definition = copy.deepcopy(self.set(protocol_name, set_name))
+        definition["view"] = entry["view"]
+        if "parameters" in entry:
+            definition["parameters"] = copy.deepcopy(entry["parameters"])
+        return definition
+
+    # -- the views ------------------------------------------------------------
+
+    def view(self, protocol: str, name: str, exc=None, root_folder=None):
+        """The view runner of set ``name`` of ``protocol`` (constructed, not set up).
+
+        ``exc`` (an exception class) wraps errors of the user code; without it
+        loading errors are raised unchanged (e.g. ``SyntaxError``).
+        """
+        if not self._name:
+            raise (exc or RuntimeError)("database has no name")
+        if not self.valid:
+            message = (
+                f"cannot load view for set `{name}' of protocol `{protocol}' from invalid "
+                f"database ({self.name})\n" + "\n".join(self.errors)
+            )
+            raise (exc or RuntimeError)(message)
+        definition = self.view_definition(protocol, name)  # KeyError when unknown
+
+        if getattr(self, "_module", None) is None:
+            try:
+                self._module = load_module(self.name.replace("/", "_"), self.storage.code.path, {})
+            except Exception as e:
+                if exc is None:
+                    raise
+                raise exc(e) from e
+
+        if root_folder is None:
+            root_folder = self.data.get("root_folder")
+
+        # The only upward import of the layers: the view runner reads the data
+        # of the view and therefore lives in _dataflow (declared in pyproject.toml).
+        from .._dataflow.viewrunner import Runner
+
+        return Runner(
+            self._module,
+            definition,
+            self.prefix,
+            root_folder,
+            exc,
+            dataformat_cache=dict(self.dataformats),
+        )
+
+    # -- operations ---------------------------------------------------------
+
+    def json_dumps(self, indent: int = 4) -> str:
+        """The JSON declaration of this object."""
+        return dumps_numpy(self.data, indent=indent)
+
+    def __str__(self):
+        return self.json_dumps()
+
+    def write(self, storage=None) -> None:
+        """Write declaration, code and documentation to ``storage`` or its own."""
+        if storage is None:
+            if self._name is None or self.storage is None:
+                raise RuntimeError("database has no name")
+            storage = self.storage
+        documentation = self.storage.doc.try_load() if self.storage is not None else None
+        storage.save(self.json_dumps(), self.code, documentation)
+
+    def export(self, prefix: str) -> None:
+        """Export the protocol templates (v2), the formats, then this database."""
+        if self._name is None:
+            raise RuntimeError("database has no name")
+        if not self.valid:
+            raise RuntimeError(f"database `{self.name}' is not valid:\n" + "\n".join(self.errors))
+        if prefix == self.prefix:
+            raise RuntimeError(f"Cannot export database `{self.name}' to its own prefix ({prefix})")
+        if self.schema_version != 1:
+            for protocol in self.data["protocols"]:
+                self._template(protocol["template"]).export(prefix)
+        for dataformat in self.dataformats.values():
+            dataformat.export(prefix)
+        self.write(Storage(prefix, self.name))
+
+
+class View:
+    """Base class of (pull-style) database views.
+
+    Subclasses implement :meth:`index` and :meth:`get`; they may skip
+    ``View.__init__`` (the other methods need no constructor state).
+    """
+
+    def __init__(self):
+        #: output name -> entry field, for outputs named like Python keywords
+        self.output_member_map = {}
+
+    def index(self, root_folder, parameters):
+        """Return a list of (named) tuples describing the data provided by the view.
+
+        Entries of one higher-level unit (e.g. all files of one client) must be
+        consecutive. Store file paths, never the data itself.
+        """
+        raise NotImplementedError
+
+    def setup(self, root_folder, parameters, objs, start_index=None, end_index=None):
+        """Keep ``root_folder``, ``parameters`` and the entries of the range."""
+        self.root_folder = root_folder
+        self.parameters = parameters
+        self.start_index = start_index if start_index is not None else 0
+        self.end_index = end_index if end_index is not None else len(objs) - 1
+        self.objs = objs[self.start_index : self.end_index + 1]
+
+    def get(self, output, index):
+        """The data of ``output`` for entry ``index`` of ``self.objs``."""
+        raise NotImplementedError
+
+    def get_output_mapping(self, output):
+        """The entry field grouping ``output`` (default: the output name)."""
+        return (getattr(self, "output_member_map", None) or {}).get(output, output)

@@ -1,0 +1,193 @@
+"""Protocol templates: the sets (and their outputs) a database protocol provides.
+
+``ProtocolTemplate.__init__`` sets the initial attributes and calls
+``self._load(data, dataformat_cache)`` — the BEAT platform subclasses this
+class and overrides ``_load`` (platform-client.md §4).
+"""
+
+from __future__ import annotations
+
+from .._core.errors import AssetNameError, DuplicateKeyError
+from .._core.jsonio import dumps_numpy, loads_declaration
+from . import storage as _storage
+from .dataformat import DataFormat
+
+_UNNAMED = "__unnamed_protocoltemplate__"
+
+
+class Storage(_storage.AssetStorage, _storage.Storage):
+    """Resolves paths for protocol templates (``<name>/<version>``).
+
+    The hashed folder of the template name (``toUserPath(name)/<version>``) is
+    tried first; the hash excludes the ``description`` key.
+    """
+
+    asset_type = "protocoltemplate"
+    asset_folder = "protocoltemplates"
+    name_slashes = 1
+    kind_word = "protocol template"
+
+    def __init__(self, prefix: str, name: str):
+        super().__init__(self._resolve(prefix, name))
+
+    def hash(self) -> str:
+        """The hash of the declaration JSON (``description`` excluded)."""
+        return super().hash("description")
+
+
+def load_output_formats(owner, sets, dataformat_cache: dict) -> None:
+    """Load the formats of every output of ``sets`` into ``owner.dataformats``.
+
+    Formats come from ``dataformat_cache`` when present (and are added to it
+    otherwise). Broken formats are kept: their errors surface when used.
+    """
+    for set_ in sets:
+        outputs = set_.get("outputs", {}) if isinstance(set_, dict) else {}
+        for value in outputs.values():
+            if value in owner.dataformats:
+                continue
+            dataformat = dataformat_cache.get(value)
+            if dataformat is None:
+                try:
+                    dataformat = DataFormat(owner.prefix, value, dataformat_cache=dataformat_cache)
+                except AssetNameError as exc:  # a malformed name is the owner's own error
+                    if str(exc) not in owner.errors:
+                        owner.errors.append(str(exc))
+                    continue
+                dataformat_cache[value] = dataformat
+            owner.dataformats[value] = dataformat
+
+
+class ProtocolTemplate:
+    """The sets of a database protocol, with the data format of each output.
+
+    ``data`` is the template name (``<name>/<version>``), loaded from ``prefix``.
+    """
+
+    def __init__(self, prefix: str, data, dataformat_cache: dict | None = None):
+        self._name = None
+        self.storage = None
+        self.dataformats = {}
+        self.prefix = prefix
+        self.errors = []
+        self.data = None
+        self._load(data, dataformat_cache)
+
+    def _load(self, data, dataformat_cache):
+        self._name = data
+        self.storage = Storage(self.prefix, data)
+        path = self.storage.json.path
+        if not self.storage.json.exists():
+            self.errors.append(f"Protocol template declaration file not found: {path}")
+            return
+        with open(path, "rb") as f:
+            raw = f.read()
+        try:
+            self.data = loads_declaration(raw, path)
+        except DuplicateKeyError as exc:
+            self.errors.append(f"Protocol template declaration file invalid: {exc}")
+            return
+        if not isinstance(self.data, dict) or not isinstance(self.data.get("sets"), list):
+            self.errors.append(
+                f"Protocol template declaration invalid: {path} must hold an object "
+                "with a `sets' list"
+            )
+            return
+        if dataformat_cache is None:
+            dataformat_cache = {}
+        load_output_formats(self, self.data["sets"], dataformat_cache)
+
+    # -- properties ---------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The template name (``<name>/<version>``)."""
+        return self._name or _UNNAMED
+
+    @name.setter
+    def name(self, value):
+        self._name = value
+        self.storage = Storage(self.prefix, value)
+
+    @property
+    def description(self):
+        """The short description (``description`` key)."""
+        return self.data.get("description") if isinstance(self.data, dict) else None
+
+    @description.setter
+    def description(self, value):
+        self.data["description"] = value
+
+    @property
+    def documentation(self):
+        """The long documentation (``.rst``), or ``None``."""
+        if self._name is None or self.storage is None:
+            raise RuntimeError("protocol template has no name")
+        return self.storage.doc.try_load()
+
+    @documentation.setter
+    def documentation(self, value):
+        if self._name is None or self.storage is None:
+            raise RuntimeError("protocol template has no name")
+        if hasattr(value, "read"):
+            value = value.read()
+        self.storage.doc.save(value)
+
+    @property
+    def schema_version(self) -> int:
+        return self.data.get("schema_version", 1) if isinstance(self.data, dict) else 1
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    def hash(self) -> str:
+        """The hexadecimal hash of the declaration (``description`` excluded)."""
+        if self._name is None or self.storage is None:
+            raise RuntimeError("protocol template has no name")
+        return self.storage.hash()
+
+    def sets(self) -> list:
+        """The list of set declarations."""
+        return self.data["sets"]
+
+    def set(self, name: str):
+        """The declaration of set ``name`` or ``None``."""
+        for item in self.sets():
+            if item["name"] == name:
+                return item
+        return None
+
+    # -- operations ---------------------------------------------------------
+
+    def json_dumps(self, indent: int = 4) -> str:
+        """The JSON declaration of this object."""
+        return dumps_numpy(self.data, indent=indent)
+
+    def __str__(self):
+        return self.json_dumps()
+
+    def write(self, storage=None) -> None:
+        """Write the declaration (and its documentation) to ``storage`` or its own."""
+        if storage is None:
+            if self._name is None or self.storage is None:
+                raise RuntimeError("protocol template has no name")
+            storage = self.storage
+        documentation = self.storage.doc.try_load() if self.storage is not None else None
+        storage.save(self.json_dumps(), documentation)
+
+    def export(self, prefix: str) -> None:
+        """Export the output formats, then this template, into ``prefix``."""
+        if self._name is None:
+            raise RuntimeError("protocol template has no name")
+        if not self.valid:
+            raise RuntimeError(
+                f"protocol template `{self.name}' is not valid:\n" + "\n".join(self.errors)
+            )
+        if prefix == self.prefix:
+            raise RuntimeError(
+                f"Cannot export protocol template `{self.name}' to its own prefix ({prefix})"
+            )
+        for dataformat in self.dataformats.values():
+            dataformat.export(prefix)
+        self.write(Storage(prefix, self.name))

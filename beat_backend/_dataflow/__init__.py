@@ -1,0 +1,1 @@
+"""Data-flow layer: database-output sources, view runners, inputs, outputs, loaders."""
