@@ -1,0 +1,9 @@
+"""Data loaders for sequential and autonomous algorithms (BEAT ``data_loaders``)."""
+
+from ._dataflow.data_loaders import DataLoader, DataLoaderList, DataView
+
+__all__ = ["DataView", "DataLoader", "DataLoaderList"]
+
+for _cls in (DataView, DataLoader, DataLoaderList):
+    _cls.__module__ = __name__
+del _cls

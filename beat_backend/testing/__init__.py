@@ -1,0 +1,34 @@
+"""Test helpers shipped with beat_backend (importing this never imports pytest).
+
+* :class:`DataSourceTests`: the conformance suite every ``DataSource`` passes;
+  subclass it as ``Test...`` and implement ``make_source(units, dataformat,
+  workdir)`` (see :mod:`beat_backend.testing.sources`). Sources covered in
+  ``tests/test_source_conformance.py``: in-memory, cached (one and several
+  file sets); the database-output and remote sources join there later.
+* :class:`MemoryDataSource`, :class:`CountingDataSource`: in-memory sources
+  (the second counts lookups, reads and bisection steps).
+* :class:`CountingInt`, :func:`counting_units`: count comparisons, to check
+  scaling by work instead of time.
+* :func:`make_prefix`, :func:`write_cache`: build a prefix of dataformats and
+  cached file sets under a temporary folder.
+"""
+
+from .counting import CountingInt, counting_units
+from .memory import CountingDataSource, MemoryDataSource, MemoryInfos
+from .prefix import make_prefix, write_cache
+from .sources import SUITE_DECLARATION, SUITE_FORMAT, SUITE_UNITS, DataSourceTests, plain
+
+__all__ = [
+    "DataSourceTests",
+    "SUITE_FORMAT",
+    "SUITE_DECLARATION",
+    "SUITE_UNITS",
+    "plain",
+    "MemoryDataSource",
+    "MemoryInfos",
+    "CountingDataSource",
+    "CountingInt",
+    "counting_units",
+    "make_prefix",
+    "write_cache",
+]
