@@ -65,6 +65,25 @@ FACADES: dict[str, tuple[list[str], list[str]]] = {
     "beat_backend.algorithm": (["Storage", "Runner", "Algorithm"], []),
     "beat_backend.protocoltemplate": (["Storage", "ProtocolTemplate"], []),
     "beat_backend.database": (["Storage", "Runner", "Database", "View", "DatabaseTester"], []),
+    "beat_backend.inputs": (["first", "Input", "InputGroup", "InputList"], []),
+    "beat_backend.outputs": (
+        ["SynchronizationListener", "Output", "RemotelySyncedOutput", "OutputList"],
+        [],
+    ),
+    "beat_backend.data_loaders": (["DataView", "DataLoader", "DataLoaderList"], []),
+    "beat_backend.stats": (["io_statistics", "update"], []),
+    "beat_backend.helpers": (
+        [
+            "parse_inputs",
+            "parse_outputs",
+            "convert_loop_to_container",
+            "convert_experiment_configuration_to_container",
+            "AccessMode",
+            "create_inputs_from_configuration",
+            "create_outputs_from_configuration",
+        ],
+        [],
+    ),
     "beat_backend.exceptions": (
         # algorithms-and-execution.md §10
         ["RemoteException", "UserError", "OutputError"],

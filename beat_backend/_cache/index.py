@@ -81,8 +81,10 @@ def read_checksum(path: str) -> str:
 def load_data_index(cache_root, hash_path):
     """Sorted unit starts of a cached output plus ``largest end + 1``."""
     name = os.path.join(cache_root, hash_path)
-    pattern = os.path.splitext(name)[0] + "*.index"
-    index_files = sorted(glob.glob(pattern))
+    base = os.path.splitext(name)[0]
+    pattern = base + "*.index"
+    # the message names the plain pattern; the glob escapes ``[``, ``*``, ``?`` of the path
+    index_files = sorted(glob.glob(glob.escape(base) + "*.index"))
     if not index_files:
         raise RuntimeError(f"No index file matching the pattern `{pattern}' found.")
     starts = []
@@ -109,6 +111,8 @@ def load_data_index(cache_root, hash_path):
                 ) from None
             starts.append(s)
             end = e if end is None else max(end, e)
+    if end is None:  # only empty index files: no unit at all
+        return []
     return sorted(starts) + [end + 1]
 
 

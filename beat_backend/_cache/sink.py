@@ -36,10 +36,17 @@ def temporary_name(final: str) -> str:
 def publish_text(path: str, text: str) -> None:
     """Atomically write a small text file (temporary name + rename), read-only."""
     tmp = temporary_name(path)
-    with open(tmp, "w", encoding="ascii") as f:
-        f.write(text)
-    os.chmod(tmp, READ_ONLY)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "x", encoding="ascii") as f:
+            f.write(text)
+        os.chmod(tmp, READ_ONLY)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 class _HashingWriter:
@@ -93,6 +100,11 @@ class _HashingWriter:
         finally:
             self.file.close()
 
+    def abort(self):
+        """Close without writing what is still buffered (the file is discarded)."""
+        self.buf = bytearray()
+        self.file.close()
+
 
 class CachedDataSink(DataSink):
     """Data sink that saves data in the cache (binary, or JSON for debugging)."""
@@ -109,6 +121,8 @@ class CachedDataSink(DataSink):
         self.nb_bytes_written = 0
         self.write_duration = 0
         self._index_filename = None
+        self._type = None
+        self._name = None
 
     # -- set up ---------------------------------------------------------------
 
@@ -150,6 +164,8 @@ class CachedDataSink(DataSink):
 
     def write(self, data, start_data_index, end_data_index):
         """Append one record covering ``start_data_index..end_data_index``."""
+        if self._name is None:  # never set up: there is no format to check against
+            raise RuntimeError("No destination file")
         if isinstance(data, dict):
             data = self._type(**data)
         elif getattr(data.__class__, "_name", None) != self._name:
@@ -189,7 +205,7 @@ class CachedDataSink(DataSink):
             if writer is None:
                 continue
             try:
-                writer.close()
+                writer.abort()
             except OSError:
                 ok = False
             try:
@@ -218,12 +234,18 @@ class CachedDataSink(DataSink):
             return self._discard()
 
         data_file, index_file = self.data_file, self.index_file
+        try:
+            data_file.close()
+            index_file.close()
+            for writer in (data_file, index_file):
+                os.chmod(writer.path, READ_ONLY)
+        except BaseException:
+            # the set cannot be completed (e.g. disk full while flushing):
+            # never leave temporaries behind, report the error
+            self._discard()
+            raise
         self.data_file = None
         self.index_file = None
-        data_file.close()
-        index_file.close()
-        for writer in (data_file, index_file):
-            os.chmod(writer.path, READ_ONLY)
         os.replace(data_file.path, self.filename)
         os.replace(index_file.path, self._index_filename)
         publish_text(self.filename + ".checksum", data_file.sha.hexdigest())

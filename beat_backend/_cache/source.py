@@ -122,10 +122,8 @@ class CachedDataSource(DataSource):
 
     def setup(self, filename, prefix, start_index=None, end_index=None, unpack=True):
         """Configure the source; returns ``True`` on success, ``False`` if no file exists."""
-        index_files = None
-        data_files, index_files, checksum_files, _ = getAllFilenames(
-            filename, start_index, end_index
-        )
+        self.reset()  # a re-used source must not keep the maps of its previous files
+        data_files, _, checksum_files, _ = getAllFilenames(filename, start_index, end_index)
         if not data_files:
             logger.warning("No data found in `%s'", filename)
             return False
@@ -163,6 +161,9 @@ class CachedDataSource(DataSource):
                 self.dataformat = self._load_format(name, prefix)
             _scan(buf, offset, path, file_index, start_index, end_index, self.infos)
         self._type = self.dataformat.type
+        # the maps stay open for the reads, but no unit was read yet
+        self.current_file = None
+        self.current_file_index = None
         self.ready = True
         return True
 
@@ -208,7 +209,10 @@ class CachedDataSource(DataSource):
     def reset(self):
         """Close the open files (the setup is kept)."""
         for view in self._views.values():
-            view.release()
+            try:
+                view.release()
+            except BufferError:  # still exported: the map is closed by the GC
+                pass
         for mm in self._maps.values():
             if isinstance(mm, mmap.mmap):
                 try:
@@ -262,8 +266,14 @@ class CachedDataSource(DataSource):
                     f"payload but its value uses {used}"
                 )
         else:
-            payload = bytes(view[offset:end]).decode("utf-8")
-            obj = json.loads(payload, object_pairs_hook=error_on_duplicate_key_hook)
+            try:
+                payload = bytes(view[offset:end]).decode("utf-8")
+                obj = json.loads(payload, object_pairs_hook=error_on_duplicate_key_hook)
+            except ValueError as exc:  # UnicodeDecodeError, JSONDecodeError, duplicate keys
+                raise CacheError(
+                    f"cannot decode record {info.start_index}..{info.end_index} of "
+                    f"`{self.filenames[info.file_index]}': {exc}"
+                ) from None
             data = self._type().from_dict(obj, casting="unsafe", add_defaults=False)
         self.nb_bytes_read += info.size
         self.read_duration += time.perf_counter() - t0

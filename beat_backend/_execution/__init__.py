@@ -1,0 +1,1 @@
+"""Execution layer: wiring from configurations, algorithm/database/loop executors."""
