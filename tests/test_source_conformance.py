@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from beat_backend._cache.source import CachedDataSource
+from beat_backend._dataflow.dbsource import DatabaseOutputDataSource
 from beat_backend.testing import (
     SUITE_UNITS,
     CountingDataSource,
@@ -59,15 +60,75 @@ class TestCachedDataSourceTwoFileSets(DataSourceTests):
         return source
 
 
-# -- Hook: DatabaseOutputDataSource ---------------------------------------------
-# ``beat_backend/_dataflow/dbsource.py`` joins the suite here: add a class
-# ``TestDatabaseOutputDataSource(DataSourceTests)`` whose ``make_source`` builds
-# a view (index objects grouped so that each of ``units`` is one run of equal
-# values of the output's mapping member), sets up a
-# ``DatabaseOutputDataSource`` on it with ``start_index = units[0][1]`` and
-# ``pack=False``, and sets ``counts_bytes_read = False`` (only packing sources
-# count bytes, cache-files.md §10). The remote source (issue #5) joins the same
-# way with a served MemoryDataSource.
+# -- DatabaseOutputDataSource -----------------------------------------------------
+# A database view (here a small stand-in with the view runner's interface) whose
+# index objects are grouped so that each suite unit is one run of equal values of
+# the output's mapping member; the view's first object has data index
+# ``units[0][1]`` (the ``start_index`` offset).
+
+
+class _Entry:
+    def __init__(self, group):
+        self.group = group
+
+
+class _UnitsView:
+    """The view runner interface DatabaseOutputDataSource uses (picklable)."""
+
+    def __init__(self, units, dataformat):
+        self.dataformat = dataformat  # views return dicts of numpy-typed values
+        self.values = [value for value, _, _ in units]
+        self.objs = []
+        self.position_unit = []
+        for number, (_, start, end) in enumerate(units):
+            for _ in range(start, end + 1):
+                self.objs.append(_Entry(number))
+                self.position_unit.append(number)
+
+    def objects(self):
+        return self.objs
+
+    def get_output_mapping(self, output):
+        return "group"
+
+    def get(self, output, index):
+        return self.dataformat.type(**self.values[self.position_unit[index]]).as_dict()
+
+
+class TestDatabaseOutputDataSource(DataSourceTests):
+    counts_bytes_read = False  # only packing sources count bytes (cache-files.md §10)
+
+    def make_source(self, units, dataformat, workdir):
+        source = DatabaseOutputDataSource()
+        source.setup(
+            _UnitsView(units, dataformat),
+            "out",
+            dataformat.name,
+            dataformat.prefix,
+            start_index=units[0][1],
+        )
+        return source
+
+
+class TestDatabaseOutputDataSourcePacked(DataSourceTests):
+    """With ``pack=True`` the values are packed bytes: decode them before comparing."""
+
+    def make_source(self, units, dataformat, workdir):
+        source = DatabaseOutputDataSource()
+        source.setup(
+            _UnitsView(units, dataformat),
+            "out",
+            dataformat.name,
+            dataformat.prefix,
+            start_index=units[0][1],
+            pack=True,
+        )
+        self._type = dataformat.type
+        return source
+
+    def check_unit(self, got, position):
+        decoded = (self._type().unpack(got[0]), got[1], got[2]) if got[0] is not None else got
+        super().check_unit(decoded, position)
 
 
 def test_memory_source_raw_payloads_count_packed_bytes(tmp_path):

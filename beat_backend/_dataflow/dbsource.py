@@ -115,3 +115,13 @@ class DatabaseOutputDataSource(DataSource):
             self.nb_bytes_read += len(data)
         self.read_duration += time.perf_counter() - t0
         return (data, infos.start_index, infos.end_index)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_type"] = None  # generated classes are rebuilt, never pickled
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self.dataformat is not None:
+            self._type = self.dataformat.type
