@@ -1,0 +1,287 @@
+"""ZeroMQ message handlers: the binding side of every BEAT channel (processes spec §4).
+
+``MessageHandler`` serves the platform (``don``, ``err``) and, once data
+sources are set, the database channel (``ifo``, ``get``). ``LoopMessageHandler``
+adds the loop channel (``val``, ``wrt``, ``rdi``). Each runs in a thread that
+polls its PAIR socket every second; every received frame is parsed, never
+evaluated.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import traceback
+
+import zmq
+
+from .._core.errors import ProtocolError
+from .._transport import grammar
+
+logger = logging.getLogger(__name__)
+
+POLL_MS = 1000
+ACK_TRIES = 5
+PORT_RANGE = (50000, 65536)
+
+
+def _bind(socket, host_address: str) -> str:
+    address = host_address if "://" in host_address else "tcp://" + host_address
+    rest = address.split("://", 1)[1]
+    if ":" in rest and rest.rsplit(":", 1)[1].isdigit():
+        socket.bind(address)
+        return address
+    last = None
+    for _ in range(100):
+        port = random.randrange(*PORT_RANGE)
+        try:
+            socket.bind(f"{address}:{port}")
+            return f"{address}:{port}"
+        except zmq.ZMQError as exc:  # address in use: try another port
+            last = exc
+    raise RuntimeError(f"could not bind to a free port on {address}: {last}")
+
+
+#: number of argument frames accepted per command
+_ARITY = {
+    grammar.DON: (0, 1),
+    grammar.ERR: (2, 2),
+    grammar.IFO: (1, 1),
+    grammar.GET: (2, 2),
+    grammar.VAL: (1, 1),
+    grammar.WRT: (2, 2),
+    grammar.RDI: (0, 0),
+}
+
+
+class _Failure(Exception):
+    """A failed command: the reply to send and how to record it."""
+
+    def __init__(self, kind: str, message: str, record: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.record = record  # "user" or "system"
+
+
+class MessageHandler(threading.Thread):
+    """A 0MQ message handler for the communication with other processes."""
+
+    def __init__(self, host_address, data_sources=None, kill_callback=None, context=None):
+        super().__init__(name="MessageHandler", daemon=True)
+        self._own_context = context is None
+        self.context = zmq.Context() if context is None else context
+        self.socket = self.context.socket(zmq.PAIR)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.address = _bind(self.socket, host_address)
+        self.kill_callback = kill_callback
+        self.statistics = {}
+        self.user_error = ""
+        self.system_error = ""
+        self.stop = threading.Event()
+        self.must_kill = threading.Event()
+        self.data_sources = None
+        self.callbacks = {grammar.DON: self.done, grammar.ERR: self.error}
+        if data_sources is not None:
+            self.set_data_sources(data_sources)
+
+    # -- configuration -----------------------------------------------------------
+
+    def set_data_sources(self, data_sources):
+        """Serve ``ifo``/``get`` for these sources (input name → DataSource)."""
+        self.data_sources = data_sources
+        self.callbacks[grammar.IFO] = self.infos
+        self.callbacks[grammar.GET] = self.get_data
+
+    def destroy(self):
+        """Close the socket (and the context if this handler created it)."""
+        self.socket.close(linger=0)
+        if self._own_context:
+            self.context.term()
+
+    def kill(self):
+        self.must_kill.set()
+
+    # -- the loop ----------------------------------------------------------------
+
+    def run(self):
+        poller = zmq.Poller()
+        poller.register(self.socket, zmq.POLLIN)
+        while not self.stop.is_set():
+            if self.must_kill.is_set():
+                if self.kill_callback is not None:
+                    self.kill_callback()
+                self.must_kill.clear()
+                break
+            if not dict(poller.poll(POLL_MS)):
+                continue
+            frames = self.socket.recv_multipart()
+            self._dispatch(frames)
+        logger.debug("%s stopped", self.name)
+
+    def _dispatch(self, frames):
+        command = frames[0] if frames else b""
+        handler = self.callbacks.get(command)
+        try:
+            if handler is None:
+                raise _Failure(
+                    "usr",
+                    f"Command `{command.decode('utf-8', 'replace')}' is not implemented - "
+                    "stopping user process",
+                    "system",
+                )
+            low, high = _ARITY.get(command, (0, 64))
+            if not low <= len(frames) - 1 <= high:
+                raise _Failure(
+                    "sys",
+                    f"Invalid message `{' '.join(grammar.show(f) for f in frames)}': wrong "
+                    "number of frames",
+                    "system",
+                )
+            handler(*frames[1:])
+        except _Failure as failure:
+            self._fail(failure)
+        except ProtocolError as exc:
+            self._fail(_Failure("sys", str(exc), "system"))
+        except RuntimeError:
+            self._fail(_Failure("usr", traceback.format_exc().strip(), "user"))
+        except Exception:
+            shown = " ".join(grammar.show(f) for f in frames)
+            message = (
+                f"A problem occurred while performing command `{shown}' killing user process. "
+                f"Exception:\n {traceback.format_exc()}"
+            )
+            self._fail(_Failure("usr", message, "system"))
+
+    def _fail(self, failure: _Failure):
+        logger.error("%s", failure.message)
+        self.send_error(failure.message, failure.kind)
+        if failure.record == "system" or failure.kind == "sys":
+            self.system_error = failure.message
+        else:
+            self.user_error = failure.message
+        if self.kill_callback is not None:
+            self.kill_callback()
+        self.stop.set()
+
+    def _reply(self, frames, copy=True):
+        self.socket.send_multipart(frames, copy=copy)
+
+    # -- commands ----------------------------------------------------------------
+
+    def done(self, statistics=None):
+        """Syntax: ``don [statistics]``."""
+        if statistics is not None:
+            self.statistics = grammar.loads_statistics(statistics)
+        logger.debug("received don")
+        self._reply([grammar.ACK])
+        self.stop.set()
+
+    def error(self, t, msg):
+        """Syntax: ``err <usr|sys> <message>``."""
+        kind = t.decode("utf-8", "replace") if isinstance(t, bytes) else t
+        message = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else msg
+        if kind == "sys":
+            self.system_error = message
+        else:
+            self.user_error = message
+        self.statistics = {"network": {"wait_time": 0.0}}
+        self._reply([grammar.ACK])
+        self.stop.set()
+
+    def _source(self, name):
+        key = name.decode("utf-8", "replace") if isinstance(name, bytes) else name
+        source = self.data_sources.get(key) if self.data_sources is not None else None
+        if source is None:
+            raise _Failure("sys", f"Unknown input: {key}", "system")
+        return source
+
+    def infos(self, name):
+        """Syntax: ``ifo <name>`` → ``n s0 e0 ...``."""
+        source = self._source(name)
+        self._reply(grammar.ifo_reply(source.data_indices() if len(source) else []))
+
+    def get_data(self, name, index):
+        """Syntax: ``get <name> <position>`` → ``start end payload``."""
+        source = self._source(name)
+        shown = index.decode("utf-8", "replace") if isinstance(index, bytes) else str(index)
+        try:
+            position = grammar.decode_int(index, "index") if isinstance(index, bytes) else index
+        except ProtocolError:
+            raise _Failure("sys", f"Invalid index: {shown}", "system") from None
+        if position < 0 or position >= len(source):
+            raise _Failure("sys", f"Invalid index: {shown}", "system")
+        wire = getattr(source, "wire_payload", None)
+        if wire is not None:
+            payload, start, end = wire(position)
+        else:
+            data, start, end = source[position]
+            if data is None:
+                raise _Failure("sys", f"Invalid index: {shown}", "system")
+            payload = data if isinstance(data, (bytes, bytearray, memoryview)) else data.pack()
+        self._reply(grammar.get_reply(start, end, payload), copy=len(payload) < 65536)
+
+    def send_error(self, message, kind="usr"):
+        """Send ``err <kind> <message>``, then wait (at most 5 s) for any acknowledgement."""
+        self.socket.send_multipart(grammar.err(kind, message))
+        poller = zmq.Poller()
+        poller.register(self.socket, zmq.POLLIN)
+        for attempt in range(1, ACK_TRIES + 1):
+            if dict(poller.poll(POLL_MS)):
+                self.socket.recv_multipart()
+                return
+            logger.warning('(try %d) waited %d ms for "ack" from server', attempt, POLL_MS)
+        logger.error("could not send error message to server")
+        logger.error("stopping 0MQ client anyway")
+
+
+class LoopMessageHandler(MessageHandler):
+    """Handler of the loop channel: validation requests from the loop-using algorithm."""
+
+    def __init__(self, host_address, data_sources=None, kill_callback=None, context=None):
+        super().__init__(host_address, data_sources, kill_callback, context)
+        self.name = "LoopMessageHandler"
+        self.callbacks.update(
+            {grammar.VAL: self.validate, grammar.WRT: self.write, grammar.RDI: self.read}
+        )
+        self.executor = None
+        self.request_data_format = None
+        self.answer_data_format = None
+
+    def setup(self, algorithm, prefix):
+        """Load the ``request``/``answer`` formats of ``algorithm.loop_map``."""
+        from .._assets.dataformat import DataFormat
+
+        cache = dict(getattr(algorithm, "dataformats", {}) or {})
+        request = algorithm.loop_map["request"]
+        answer = algorithm.loop_map["answer"]
+        self.request_data_format = cache.get(request) or DataFormat(prefix, request)
+        self.answer_data_format = cache.get(answer) or DataFormat(prefix, answer)
+
+    def set_executor(self, executor):
+        self.executor = executor
+
+    def validate(self, result):
+        """Syntax: ``val <packed request>`` → ``True|False <packed answer>``."""
+        request = self.request_data_format.type()._from_buffer(result)[0]
+        is_valid, answer = self.executor.validate(request)
+        if isinstance(answer, dict):
+            answer = self.answer_data_format.type().from_dict(
+                answer, casting="safe", add_defaults=False
+            )
+        self._reply(grammar.val_reply(bool(is_valid), answer.pack()))
+
+    def write(self, processor_output_name, end_data_index):
+        """Syntax: ``wrt <output name> <end index|None>`` → ``ack``."""
+        name = grammar.text(processor_output_name, "output name")
+        end = grammar.parse_end_index(end_data_index)
+        if end is None and end_data_index != b"None":
+            logger.error("invalid end data index %r: treated as None", end_data_index)
+        self.executor.write(name, end)
+        self._reply([grammar.ACK])
+
+    def read(self):
+        """Syntax: ``rdi`` → ``ack``."""
+        self.executor.read()
+        self._reply([grammar.ACK])

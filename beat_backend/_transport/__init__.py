@@ -1,0 +1,1 @@
+"""Transport layer: the BEAT message grammar, frames and channels (ZeroMQ + in-memory)."""

@@ -1,0 +1,171 @@
+"""Channels: multipart send / receive where every receive has a deadline.
+
+``ZmqChannel`` wraps a ZeroMQ socket and watches its connection through a
+socket monitor: a peer that was connected and disconnects (its process died)
+is reported as :class:`~beat_backend._core.errors.PeerGoneError` within a
+grace period instead of blocking forever; a slow but alive peer is waited
+for, unless a deadline is configured. ``MemoryChannel`` is the in-memory twin
+used by unit tests.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+import weakref
+from typing import Protocol
+
+import zmq
+from zmq.utils.monitor import parse_monitor_message
+
+from .._core.errors import PeerGoneError
+
+#: how long a disconnected peer may take to reconnect before it counts as gone
+GRACE = float(os.environ.get("BEAT_BACKEND_PEER_GRACE", "1.0"))
+#: poll slice (seconds): bounds the reaction time to a dead peer
+SLICE = 0.1
+
+
+def default_deadline() -> float | None:
+    """Deadline (s) for replies from ``BEAT_BACKEND_DEADLINE``; ``None`` = wait while alive."""
+    value = os.environ.get("BEAT_BACKEND_DEADLINE")
+    if not value:
+        return None
+    return float(value)
+
+
+class Channel(Protocol):
+    def send(self, frames: list) -> None: ...
+
+    def recv(self, timeout: float | None = None) -> list[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+class ZmqChannel:
+    """A ZeroMQ socket whose receives fail cleanly when the peer dies or is too slow."""
+
+    def __init__(self, socket, deadline: float | None = None, what: str = "peer"):
+        self.socket = socket
+        self.deadline = default_deadline() if deadline is None else deadline
+        self.what = what
+        self._connected = False
+        self._gone_since = None
+        self._monitor = socket.get_monitor_socket(
+            zmq.EVENT_CONNECTED | zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+        )
+        self._poller = zmq.Poller()
+        self._poller.register(socket, zmq.POLLIN)
+        self._poller.register(self._monitor, zmq.POLLIN)
+
+    def send(self, frames, copy: bool = True) -> None:
+        self.socket.send_multipart(frames, copy=copy)
+
+    def _drain_monitor(self) -> None:
+        while True:
+            try:
+                msg = self._monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            event = parse_monitor_message(msg)["event"]
+            if event in (zmq.EVENT_CONNECTED, zmq.EVENT_ACCEPTED):
+                self._connected = True
+                self._gone_since = None
+            elif event == zmq.EVENT_DISCONNECTED and self._connected:
+                self._gone_since = time.monotonic()
+
+    def peer_gone(self) -> bool:
+        self._drain_monitor()
+        return self._gone_since is not None and time.monotonic() - self._gone_since > GRACE
+
+    def recv(self, timeout: float | None = None, copy: bool = True) -> list:
+        """Receive one multipart message; ``PeerGoneError`` if the peer died or timed out."""
+        timeout = self.deadline if timeout is None else timeout
+        limit = None if timeout is None else time.monotonic() + timeout
+        socket = self.socket
+        while True:
+            events = dict(self._poller.poll(int(SLICE * 1000)))
+            if socket in events:
+                return socket.recv_multipart(copy=copy)
+            if self._monitor in events:
+                self._drain_monitor()
+            if self._gone_since is not None and time.monotonic() - self._gone_since > GRACE:
+                # a message may have arrived just before the disconnection
+                if socket.poll(0):
+                    return socket.recv_multipart(copy=copy)
+                raise PeerGoneError(f"the {self.what} process disconnected (it died or exited)")
+            if limit is not None and time.monotonic() > limit:
+                raise PeerGoneError(f"no message from the {self.what} within {timeout:g} s")
+
+    def close(self) -> None:
+        try:
+            self.socket.disable_monitor()
+        except zmq.ZMQError:
+            pass
+        self._monitor.close(linger=0)
+
+
+_CHANNELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def channel_for(socket, what: str = "peer"):
+    """The (shared) channel of ``socket``: a ZeroMQ socket or an existing channel."""
+    if hasattr(socket, "recv") and hasattr(socket, "peer_gone"):
+        return socket
+    with _LOCK:
+        channel = _CHANNELS.get(socket)
+        if channel is None:
+            channel = ZmqChannel(socket, what=what)
+            _CHANNELS[socket] = channel
+        return channel
+
+
+class MemoryChannel:
+    """In-memory twin of ``ZmqChannel`` (one end of a pair; see :func:`memory_pair`)."""
+
+    _CLOSED = object()
+
+    def __init__(self, inbox: queue.Queue, outbox: queue.Queue, deadline=None, what="peer"):
+        self._inbox = inbox
+        self._outbox = outbox
+        self.deadline = deadline
+        self.what = what
+        self._gone = False
+
+    def send(self, frames, copy: bool = True) -> None:
+        self._outbox.put([bytes(f) for f in frames])
+
+    def peer_gone(self) -> bool:
+        return self._gone
+
+    def recv(self, timeout=None, copy: bool = True) -> list:
+        timeout = self.deadline if timeout is None else timeout
+        if self._gone:
+            raise PeerGoneError(f"the {self.what} process disconnected (it died or exited)")
+        try:
+            item = self._inbox.get(timeout=timeout)
+        except queue.Empty:
+            raise PeerGoneError(f"no message from the {self.what} within {timeout:g} s") from None
+        if item is self._CLOSED:
+            self._gone = True
+            raise PeerGoneError(f"the {self.what} process disconnected (it died or exited)")
+        return item
+
+    # zmq-socket-like spelling, so code written against sockets works on the twin
+    def send_multipart(self, frames, copy: bool = True) -> None:
+        self.send(frames)
+
+    def recv_multipart(self, copy: bool = True) -> list:
+        return self.recv()
+
+    def close(self) -> None:
+        self._outbox.put(self._CLOSED)
+
+
+def memory_pair(deadline=None) -> tuple[MemoryChannel, MemoryChannel]:
+    """Two connected in-memory channel ends."""
+    a, b = queue.Queue(), queue.Queue()
+    return MemoryChannel(a, b, deadline), MemoryChannel(b, a, deadline)
