@@ -100,11 +100,21 @@ class ZmqChannel:
                 raise PeerGoneError(f"no message from the {self.what} within {timeout:g} s")
 
     def close(self) -> None:
+        monitor = self.__dict__.pop("_monitor", None)
+        if monitor is None:
+            return
         try:
-            self.socket.disable_monitor()
+            if not self.socket.closed:
+                self.socket.disable_monitor()
         except zmq.ZMQError:
             pass
-        self._monitor.close(linger=0)
+        monitor.close(linger=0)
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # never raise from a finalizer
+            pass
 
 
 _CHANNELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -1,0 +1,191 @@
+"""``AlgorithmExecutor``: runs one algorithm block in this process (spec §8.1)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+from .._assets.algorithm import Algorithm
+from .._dataflow.stats import io_statistics
+from .._transport import grammar
+from .._transport.channel import channel_for
+from .loop import LoopChannel
+from .wiring import AccessMode, create_inputs_from_configuration, create_outputs_from_configuration
+
+logger = logging.getLogger(__name__)
+
+
+def read_configuration(directory: str) -> dict:
+    """``<directory>/configuration.json`` (key order kept)."""
+    with open(os.path.join(directory, "configuration.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def advance(input_list) -> None:
+    """Move the (restricted) main group to its next unit."""
+    group = input_list.main_group
+    group.restricted_access = False
+    try:
+        group.next()
+    finally:
+        group.restricted_access = True
+
+
+def request(socket, frames, what: str) -> list:
+    """Send a request and return its reply (``RemoteException`` on ``err``)."""
+    channel = channel_for(socket, what=what)
+    channel.send(frames)
+    reply = channel.recv()
+    if reply and reply[0] == grammar.ERR:
+        channel.send([grammar.ACK])
+        grammar.raise_if_error(reply)
+    return reply
+
+
+class AlgorithmExecutor:
+    """Executes the user algorithm of a block given its execution directory."""
+
+    def __init__(
+        self,
+        socket,
+        directory,
+        dataformat_cache=None,
+        database_cache=None,
+        library_cache=None,
+        cache_root="/cache",
+        db_socket=None,
+        loop_socket=None,
+    ):
+        self.socket = socket
+        self.db_socket = db_socket
+        self.loop_socket = loop_socket
+        self.directory = directory
+        self.data = read_configuration(directory)
+        self.cache = cache_root
+        self.prefix = os.path.join(directory, "prefix")
+        self.algorithm = Algorithm(
+            self.prefix,
+            self.data["algorithm"],
+            {} if dataformat_cache is None else dataformat_cache,
+            {} if library_cache is None else library_cache,
+        )
+        if not self.algorithm.valid:
+            raise RuntimeError(
+                f"invalid algorithm `{self.data['algorithm']}':\n"
+                + "\n".join(self.algorithm.errors)
+            )
+        self.input_list, self.data_loaders = create_inputs_from_configuration(
+            self.data,
+            self.algorithm,
+            self.prefix,
+            cache_root,
+            cache_access=AccessMode.LOCAL,
+            db_access=AccessMode.REMOTE if db_socket is not None else AccessMode.LOCAL,
+            socket=db_socket,
+            databases=database_cache,
+        )
+        self.output_list, _ = create_outputs_from_configuration(
+            self.data,
+            self.algorithm,
+            self.prefix,
+            cache_root,
+            self.input_list,
+            self.data_loaders,
+            loop_socket=loop_socket,
+        )
+        self.loop_channel = None
+        if loop_socket is not None:
+            self.loop_channel = LoopChannel(loop_socket)
+            self.loop_channel.setup(self.algorithm, self.prefix)
+        self._runner = None
+
+    @property
+    def runner(self):
+        """The algorithm runner (loaded on first use)."""
+        if self._runner is None:
+            self._runner = self.algorithm.runner()
+        return self._runner
+
+    @property
+    def schema_version(self):
+        return self.data.get("schema_version", 1)
+
+    @property
+    def analysis(self):
+        """Whether this block is an analyzer."""
+        return "result" in self.data
+
+    def setup(self):
+        return self.runner.setup(self.data["parameters"])
+
+    def prepare(self):
+        return self.runner.prepare(self.data_loaders)
+
+    def _process_sequential(self, runner):
+        algorithm = self.algorithm
+        legacy = algorithm.type == algorithm.LEGACY
+        if legacy:
+            logger.warning(
+                "%s is using LEGACY I/O API, please upgrade this algorithm as soon as possible",
+                algorithm.name,
+            )
+        outputs = (
+            {"output": self.output_list[0]} if self.analysis else {"outputs": self.output_list}
+        )
+        retval = True
+        while self.input_list.hasMoreData():
+            advance(self.input_list)
+            if self.loop_socket is not None:
+                request(self.loop_socket, grammar.rdi(), "loop evaluator")
+            if legacy:
+                retval = runner.process(inputs=self.input_list, **outputs)
+            elif self.analysis:
+                retval = runner.process(
+                    inputs=self.input_list, data_loaders=self.data_loaders, **outputs
+                )
+            else:
+                retval = runner.process(
+                    inputs=self.input_list,
+                    data_loaders=self.data_loaders,
+                    loop_channel=self.loop_channel,
+                    **outputs,
+                )
+            if not retval:
+                break
+        return retval
+
+    def process(self):
+        """Run the user code over the data, close the outputs and report ``don``."""
+        runner = self.runner
+        algorithm = self.algorithm
+        try:
+            if algorithm.is_sequential or algorithm.type == algorithm.LEGACY:
+                retval = self._process_sequential(runner)
+            elif self.analysis:
+                retval = runner.process(data_loaders=self.data_loaders, output=self.output_list[0])
+            else:
+                retval = runner.process(
+                    data_loaders=self.data_loaders,
+                    outputs=self.output_list,
+                    loop_channel=self.loop_channel,
+                )
+        finally:
+            for output in self.output_list:
+                output.close()
+        if not retval:
+            return False
+        missing = [o.name for o in self.output_list if o.isDataMissing()]
+        if missing:
+            raise RuntimeError("Missing data on the following output(s): " + ", ".join(missing))
+        statistics = io_statistics(self.data, self.input_list, self.output_list)
+        self.done(statistics)
+        return True
+
+    def done(self, statistics):
+        """Tell the databases provider, the loop and the platform that the block is done."""
+        if self.db_socket is not None:
+            request(self.db_socket, grammar.don(statistics), "databases provider")
+        if self.loop_socket is not None:
+            request(self.loop_socket, grammar.don(), "loop evaluator")
+        request(self.socket, grammar.don(statistics), "platform")
