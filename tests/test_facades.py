@@ -72,6 +72,21 @@ FACADES: dict[str, tuple[list[str], list[str]]] = {
     ),
     "beat_backend.data_loaders": (["DataView", "DataLoader", "DataLoaderList"], []),
     "beat_backend.stats": (["io_statistics", "update"], []),
+    "beat_backend.execution": (
+        [
+            "AlgorithmExecutor",
+            "DBExecutor",
+            "LoopExecutor",
+            "LoopMessageHandler",
+            "MessageHandler",
+        ],
+        [],
+    ),
+    "beat_backend.execution.algorithm": (["AlgorithmExecutor"], []),
+    "beat_backend.execution.loop": (["LoopChannel", "LoopExecutor"], []),
+    "beat_backend.execution.database": (["DBExecutor"], []),
+    "beat_backend.execution.messagehandlers": (["MessageHandler", "LoopMessageHandler"], []),
+    "beat_backend.execution.helpers": (["make_data_format"], []),
     "beat_backend.helpers": (
         [
             "parse_inputs",
@@ -128,6 +143,14 @@ FACADES: dict[str, tuple[list[str], list[str]]] = {
 #: facade -> {name: the facade where that class is canonical (and its __module__)}
 REEXPORTED: dict[str, dict[str, str]] = {
     "beat_backend.data": {"RemoteException": "beat_backend.exceptions"},
+    # the package re-exports the classes of its submodules
+    "beat_backend.execution": {
+        "AlgorithmExecutor": "beat_backend.execution.algorithm",
+        "DBExecutor": "beat_backend.execution.database",
+        "LoopExecutor": "beat_backend.execution.loop",
+        "LoopMessageHandler": "beat_backend.execution.messagehandlers",
+        "MessageHandler": "beat_backend.execution.messagehandlers",
+    },
 }
 
 
