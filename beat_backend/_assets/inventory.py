@@ -377,6 +377,22 @@ LOADERS["protocoltemplate"] = _load_protocoltemplate
 LOADERS["database"] = _load_database
 
 
+def _load_toolchain(prefix: str, name: str) -> list[str]:
+    from .toolchain import Toolchain
+
+    return [str(e) for e in Toolchain(prefix, name).errors]
+
+
+def _load_experiment(prefix: str, name: str) -> list[str]:
+    from .experiment import Experiment
+
+    return [str(e) for e in Experiment(prefix, name).errors]
+
+
+LOADERS["toolchain"] = _load_toolchain
+LOADERS["experiment"] = _load_experiment
+
+
 # --------------------------------------------------------------------------
 # Checking
 
@@ -417,7 +433,8 @@ def check_asset(prefix: str, ref: AssetRef, schema: bool = True) -> AssetReport:
     loader = LOADERS.get(ref.kind)
     if loader is not None:
         try:
-            report.errors.extend(loader(prefix, ref.name))
+            # the toolchain and experiment classes repeat the schema errors: once is enough
+            report.errors.extend(e for e in loader(prefix, ref.name) if e not in report.errors)
         except Exception as exc:
             report.errors.append(f"cannot load {ref.kind} `{ref.name}': {_describe(exc)}")
     return report
