@@ -87,6 +87,12 @@ FACADES: dict[str, tuple[list[str], list[str]]] = {
     "beat_backend.execution.database": (["DBExecutor"], []),
     "beat_backend.execution.messagehandlers": (["MessageHandler", "LoopMessageHandler"], []),
     "beat_backend.execution.helpers": (["make_data_format"], []),
+    # the scripts (processes-and-messages.md §5): main(argv=None) -> int each
+    "beat_backend.scripts.execute": (["main"], []),
+    "beat_backend.scripts.loop_execute": (["main"], []),
+    "beat_backend.scripts.databases_provider": (["main"], []),
+    "beat_backend.scripts.index": (["main"], []),
+    "beat_backend.scripts.describe": (["main"], []),
     "beat_backend.helpers": (
         [
             "parse_inputs",

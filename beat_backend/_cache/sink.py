@@ -199,6 +199,12 @@ class CachedDataSink(DataSink):
 
     # -- closing ----------------------------------------------------------------
 
+    def discard(self):
+        """Drop the file set being written (nothing is published); idempotent."""
+        if self.data_file is None:
+            return True
+        return self._discard()
+
     def _discard(self):
         ok = True
         for writer in (self.data_file, self.index_file):

@@ -20,7 +20,17 @@ from .common import CommandError, error
 PROG = "beat-backend"
 
 #: subcommand modules, in the order ``--help`` lists them
-COMMANDS: tuple[str, ...] = ("check",)
+COMMANDS: tuple[str, ...] = (
+    "check",
+    "run",
+    "block",
+    # the BEAT scripts (same arguments as the console scripts)
+    "scripts.execute",
+    "scripts.loop_execute",
+    "scripts.databases_provider",
+    "scripts.index",
+    "scripts.describe",
+)
 
 
 class _StderrHandler(logging.StreamHandler):

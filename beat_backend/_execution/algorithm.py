@@ -170,17 +170,29 @@ class AlgorithmExecutor:
                     outputs=self.output_list,
                     loop_channel=self.loop_channel,
                 )
-        finally:
-            for output in self.output_list:
-                output.close()
+        except BaseException:
+            # a failed block never leaves a complete-looking output behind
+            self._discard_outputs()
+            raise
         if not retval:
+            self._discard_outputs()
             return False
+        for output in self.output_list:
+            output.close()
         missing = [o.name for o in self.output_list if o.isDataMissing()]
         if missing:
             raise RuntimeError("Missing data on the following output(s): " + ", ".join(missing))
         statistics = io_statistics(self.data, self.input_list, self.output_list)
         self.done(statistics)
         return True
+
+    def _discard_outputs(self):
+        for output in self.output_list:
+            discard = getattr(output.data_sink, "discard", None)
+            if discard is not None:
+                discard()
+            else:
+                output.close()
 
     def done(self, statistics):
         """Tell the databases provider, the loop and the platform that the block is done."""

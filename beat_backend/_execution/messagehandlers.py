@@ -74,7 +74,11 @@ class MessageHandler(threading.Thread):
         self.context = zmq.Context() if context is None else context
         self.socket = self.context.socket(zmq.PAIR)
         self.socket.setsockopt(zmq.LINGER, 0)
-        self.address = _bind(self.socket, host_address)
+        try:
+            self.address = _bind(self.socket, host_address)
+        except BaseException:  # do not leak the socket (and context) of a failed bind
+            self.destroy()
+            raise
         self.kill_callback = kill_callback
         self.statistics = {}
         self.user_error = ""
@@ -265,7 +269,13 @@ class LoopMessageHandler(MessageHandler):
     def validate(self, result):
         """Syntax: ``val <packed request>`` → ``True|False <packed answer>``."""
         request = self.request_data_format.type()._from_buffer(result)[0]
-        is_valid, answer = self.executor.validate(request)
+        result = self.executor.validate(request)
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
+            raise RuntimeError(
+                "validate() must return a tuple (is_valid, answer), "
+                f"not {type(result).__name__}: {result!r:.200}"
+            )
+        is_valid, answer = result
         if isinstance(answer, dict):
             answer = self.answer_data_format.type().from_dict(
                 answer, casting="safe", add_defaults=False

@@ -10,11 +10,11 @@ used by unit tests.
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import threading
 import time
-import weakref
 from typing import Protocol
 
 import zmq
@@ -26,6 +26,8 @@ from .._core.errors import PeerGoneError
 GRACE = float(os.environ.get("BEAT_BACKEND_PEER_GRACE", "1.0"))
 #: poll slice (seconds): bounds the reaction time to a dead peer
 SLICE = 0.1
+
+_MONITOR_IDS = itertools.count()
 
 
 def default_deadline() -> float | None:
@@ -53,12 +55,20 @@ class ZmqChannel:
         self.what = what
         self._connected = False
         self._gone_since = None
+        # a fresh inproc address each time: the default one (per socket fd) stays
+        # taken for a while after a monitor is stopped, so re-monitoring would fail
         self._monitor = socket.get_monitor_socket(
-            zmq.EVENT_CONNECTED | zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+            zmq.EVENT_CONNECTED | zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED,
+            addr=f"inproc://beat-backend-monitor-{os.getpid()}-{next(_MONITOR_IDS)}",
         )
         self._poller = zmq.Poller()
         self._poller.register(socket, zmq.POLLIN)
         self._poller.register(self._monitor, zmq.POLLIN)
+        _close_with_socket(socket, self)
+
+    @property
+    def closed(self) -> bool:
+        return "_monitor" not in self.__dict__
 
     def send(self, frames, copy: bool = True) -> None:
         self.socket.send_multipart(frames, copy=copy)
@@ -117,19 +127,45 @@ class ZmqChannel:
             pass
 
 
-_CHANNELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+def _close_with_socket(socket, channel: ZmqChannel) -> None:
+    """Make ``socket.close()`` close ``channel`` (its monitor socket) first.
+
+    The monitor socket lives in the socket's context: left open, it keeps a
+    later ``context.term()`` of the socket's owner waiting forever (e.g. the
+    platform, which hands a plain socket to ``AlgorithmExecutor``, closes it
+    and terminates its context) and leaks a file descriptor per channel.
+    """
+    previous = vars(socket).get("close")  # the hook of an earlier (closed) channel
+    cls_close = type(socket).close
+
+    def close(linger=None):
+        channel.close()
+        if previous is not None:
+            previous(linger)
+        else:
+            cls_close(socket, linger)
+
+    # zmq sockets turn attribute assignment into setsockopt: bypass it
+    object.__setattr__(socket, "close", close)
+
+
 _LOCK = threading.Lock()
 
 
 def channel_for(socket, what: str = "peer"):
-    """The (shared) channel of ``socket``: a ZeroMQ socket or an existing channel."""
+    """The (shared) channel of ``socket``: a ZeroMQ socket or an existing channel.
+
+    One ``ZmqChannel`` per socket (a socket can be monitored only once), kept
+    on the socket itself so that both are freed together, and closed by
+    ``socket.close()``.
+    """
     if hasattr(socket, "recv") and hasattr(socket, "peer_gone"):
         return socket
     with _LOCK:
-        channel = _CHANNELS.get(socket)
-        if channel is None:
+        channel = vars(socket).get("_beat_channel")
+        if channel is None or channel.closed:
             channel = ZmqChannel(socket, what=what)
-            _CHANNELS[socket] = channel
+            vars(socket)["_beat_channel"] = channel
         return channel
 
 

@@ -185,7 +185,7 @@ def loads_statistics(frame: bytes) -> dict:
     """Parse a statistics frame (plain JSON data; never evaluated)."""
     try:
         value = json.loads(frame.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise ProtocolError(f"invalid statistics JSON: {show(frame)}") from None
     if not isinstance(value, dict):
         raise ProtocolError(f"statistics must be a JSON object, got {type(value).__name__}")

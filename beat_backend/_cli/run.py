@@ -1,0 +1,312 @@
+"""``beat-backend run``: run whole experiments (or one block of one) with caching.
+
+Several experiments (names, experiment files or folders of them under the
+prefix's ``experiments/``) run together, sharing the blocks they have in
+common. ``--launcher dask`` runs the blocks on a Dask cluster.
+
+Exit status: 0 when every block ran or was cached, 1 when a block failed,
+2 on usage errors or an invalid experiment (nothing is run then).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .common import CommandError, add_prefix_option, resolve_prefix
+
+DEFAULT_FILE = "beat_backend.json"
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "run",
+        help="run an experiment through the BEAT scripts, reusing cached block outputs",
+        description=(
+            "Run EXPERIMENT (user/toolchain_user/toolchain/version/name) block after block "
+            "through the databases_provider / execute / loop_execute scripts, skipping blocks "
+            "whose outputs are complete in the cache. Without EXPERIMENT, the prefix's default "
+            f"experiment (`default_experiment' in <prefix>/{DEFAULT_FILE}) runs. Several "
+            "EXPERIMENTs (names, .json files or folders under <prefix>/experiments) run "
+            "together: a block they have in common runs once. Exit status: "
+            "0 success, 1 a block failed, 2 usage error or invalid experiment."
+        ),
+    )
+    parser.add_argument(
+        "experiment",
+        nargs="*",
+        metavar="EXPERIMENT",
+        help="experiment name, or an experiment .json file or folder under <prefix>/experiments",
+    )
+    add_prefix_option(parser)
+    parser.add_argument(
+        "--cache", metavar="DIR", help="cache folder (default: the per-user cache directory)"
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="independent blocks run in parallel (default: 1; dask: the cluster's worker threads)",
+    )
+    parser.add_argument(
+        "--launcher",
+        choices=("local", "dask"),
+        default="local",
+        help="where blocks run: subprocesses here (local, default) or a Dask cluster (dask)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --launcher dask: the scheduler (e.g. tcp://host:8786; default: a "
+        "LocalCluster of one worker per core)",
+    )
+    parser.add_argument("--force", action="store_true", help="re-run blocks even if cached")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the plan (what runs, what is cached, why)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--block", metavar="NAME", help="run only this block of the experiment")
+    parser.add_argument(
+        "--with-deps", action="store_true", help="with --block: run what it needs first"
+    )
+    parser.add_argument("--debug", action="store_true", help="run the scripts with --debug")
+    return parser
+
+
+def default_cache() -> str:
+    import platformdirs
+
+    return platformdirs.user_cache_dir("beat_backend")
+
+
+def resolve_experiments(prefix: str, given: list[str]) -> list[str]:
+    """Experiment names from names, ``.json`` files and folders under ``<prefix>/experiments``.
+
+    A folder gives every ``*.json`` below it (sorted); names are kept as given;
+    nothing given: the prefix's default experiment. Repeats are dropped.
+    """
+    if not given:
+        return [default_experiment(prefix)]
+    root = os.path.realpath(os.path.join(prefix, "experiments"))
+    names: list[str] = []
+
+    def name_of(path: str) -> str:
+        relative = os.path.relpath(os.path.realpath(path), root)
+        if relative.startswith(os.pardir) or os.path.isabs(relative):
+            raise CommandError(f"`{path}' is not inside the prefix's experiments folder `{root}'")
+        name = relative[: -len(".json")].replace(os.sep, "/")
+        if name.count("/") != 4:
+            raise CommandError(
+                f"`{path}' is not an experiment file (expected experiments/"
+                "<user>/<toolchain user>/<toolchain>/<version>/<name>.json)"
+            )
+        return name
+
+    for entry in given:
+        if os.path.isdir(entry):
+            found = []
+            for folder, _, files in os.walk(entry):
+                found += [os.path.join(folder, f) for f in files if f.endswith(".json")]
+            if not found:
+                raise CommandError(f"no experiment (.json file) in folder `{entry}'")
+            names += [name_of(path) for path in sorted(found)]
+        elif entry.endswith(".json") and os.path.isfile(entry):
+            names.append(name_of(entry))
+        else:
+            names.append(entry)
+    return list(dict.fromkeys(names))
+
+
+def make_launcher(args):
+    """The launcher ``--launcher`` / ``--scheduler`` / ``--debug`` ask for."""
+    if args.launcher == "dask":
+        from .._execution.dask_launcher import DaskLauncher, DaskUnavailable
+
+        try:
+            return DaskLauncher(args.scheduler, debug=args.debug)
+        except DaskUnavailable as exc:
+            raise CommandError(str(exc)) from None
+    from .._execution.runner import LocalLauncher
+
+    return LocalLauncher(debug=args.debug)
+
+
+def default_experiment(prefix: str) -> str:
+    path = os.path.join(prefix, DEFAULT_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            name = json.load(f)["default_experiment"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise CommandError(
+            f"no EXPERIMENT given and no default experiment in `{path}' ({exc})"
+        ) from None
+    return name
+
+
+class _Progress:
+    """Draws progress on stderr: a bar on a terminal, plain lines otherwise."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.total = 0
+        self.finished = 0
+        self.running: list[str] = []
+
+    def _bar(self):
+        width = 30
+        filled = int(width * self.finished / max(self.total, 1))
+        names = ", ".join(self.running)
+        line = f"[{'#' * filled}{'-' * (width - filled)}] {self.finished}/{self.total} {names}"
+        self.stream.write("\r" + line[:120].ljust(120))
+        self.stream.flush()
+
+    def __call__(self, event, **details):
+        if event == "plan":
+            self.total = len(details.get("items") or details["plan"].items)
+        elif event == "index":
+            d = details["dataset"]
+            self._line(f"indexing {d.database} {d.protocol}/{d.set}")
+        elif event == "start":
+            self.running.append(details["item"].name)
+            if self.tty:
+                self._bar()
+            else:
+                self._line(f"[{self.finished + 1}/{self.total}] {details['item'].name}: running")
+        elif event == "finish":
+            outcome = details["outcome"]
+            if outcome.name in self.running:
+                self.running.remove(outcome.name)
+            self.finished += 1
+            if self.tty:
+                self._bar()
+            else:
+                self._line(
+                    f"[{self.finished}/{self.total}] {outcome.name}: {outcome.status}"
+                    + (f" ({outcome.seconds:.2f} s)" if outcome.status == "ran" else "")
+                )
+        elif event == "done" and self.tty:
+            self.stream.write("\r" + " " * 120 + "\r")
+            self.stream.flush()
+
+    def _line(self, text):
+        if self.tty:
+            self.stream.write("\r" + " " * 120 + "\r")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def _format_value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.1f}" if value.is_integer() else f"{value:.6g}"
+    return str(value)
+
+
+def print_report(report, stream=None) -> None:
+    stream = stream or sys.stdout
+    print(f"experiment {report.experiment}", file=stream)
+    print(f"cache      {report.cache_root}", file=stream)
+    width = max([len(o.name) for o in report.outcomes] + [5])
+    print(f"\n{'block'.ljust(width)}  status   seconds", file=stream)
+    for o in report.outcomes:
+        print(f"{o.name.ljust(width)}  {o.status.ljust(7)}  {o.seconds:7.2f}", file=stream)
+    for o in report.outcomes:
+        if o.status != "failed" or o.result is None:
+            continue
+        r = o.result
+        print(f"\nblock `{o.name}' failed (exit status {r.status})", file=stream)
+        for label, text in (
+            ("user error", r.user_error),
+            ("system error", r.system_error),
+            ("stdout", r.stdout.strip()),
+            ("stderr", r.stderr.strip()),
+        ):
+            if text:
+                print(f"--- {label} ---\n{text}", file=stream)
+    if report.results:
+        print("\nresults", file=stream)
+        for analyzer, values in report.results.items():
+            print(f"  {analyzer}", file=stream)
+            for key, value in values.items():
+                print(f"    {key:<20} {_format_value(value)}", file=stream)
+
+
+def print_plan(the_plan, stream=None) -> None:
+    stream = stream or sys.stdout
+    print(f"experiment {the_plan.experiment}", file=stream)
+    print(f"cache      {the_plan.cache_root}", file=stream)
+    for d in the_plan.missing_indexes:
+        print(f"index      {d.database} {d.protocol}/{d.set} -> {d.path}", file=stream)
+    for item in the_plan.items:
+        what = "cached" if item.cached else f"run ({item.reason})"
+        print(f"\n{item.name} [{item.kind}] {what}", file=stream)
+        if item.dependencies:
+            print(f"  after   {', '.join(item.dependencies)}", file=stream)
+        for output in item.outputs:
+            print(f"  output  {output.label} -> {output.path}", file=stream)
+
+
+def run(args) -> int:
+    from .._execution import planner
+    from .._execution.runner import run_experiments
+
+    prefix = resolve_prefix(args.prefix)
+    experiments = resolve_experiments(prefix, args.experiment)
+    cache = os.path.abspath(args.cache or default_cache())
+    if args.with_deps and not args.block:
+        raise CommandError("--with-deps needs --block NAME")
+    if args.block and len(experiments) > 1:
+        raise CommandError("--block needs a single EXPERIMENT")
+    if args.scheduler and args.launcher != "dask":
+        raise CommandError("--scheduler needs --launcher dask")
+    experiment = experiments[0]
+    try:
+        if args.dry_run:
+            plans = []
+            for experiment in experiments:
+                the_plan = planner.plan(prefix, experiment, cache, force=args.force)
+                if args.block:
+                    the_plan[args.block]  # KeyError for an unknown block
+                plans.append(the_plan)
+            if args.json:
+                documents = [p.to_dict() for p in plans]
+                print(json.dumps(documents[0] if len(plans) == 1 else documents, indent=2))
+            else:
+                for index, the_plan in enumerate(plans):
+                    if index:
+                        print()
+                    print_plan(the_plan)
+            return 0
+        with make_launcher(args) as launcher:
+            reports = run_experiments(
+                os.path.abspath(prefix),
+                experiments,
+                cache,
+                jobs=args.jobs,
+                force=args.force,
+                only=args.block,
+                with_deps=args.with_deps,
+                launcher=launcher,
+                progress=_Progress() if not args.json else (lambda event, **kw: None),
+            )
+    except planner.InvalidExperiment as exc:
+        print(f"experiment `{experiment}' is invalid:", file=sys.stderr)
+        for message in exc.errors:
+            print(f"  * {message}", file=sys.stderr)
+        return 2
+    except KeyError as exc:
+        raise CommandError(f"unknown block {exc}") from None
+    except RuntimeError as exc:
+        raise CommandError(str(exc)) from None
+    if args.json:
+        documents = [r.to_dict() for r in reports]
+        print(json.dumps(documents[0] if len(reports) == 1 else documents, indent=2))
+    else:
+        for index, report in enumerate(reports):
+            if index:
+                print("\n" + "=" * 60 + "\n")
+            print_report(report)
+    return 0 if all(r.ok for r in reports) else 1

@@ -1,0 +1,158 @@
+"""``databases_provider``: serve the database views of a block over ZeroMQ.
+
+``databases_provider [--debug] <addr> <dir> <cache> [<conf_name>]``
+(processes-and-messages.md §5.3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import traceback
+
+from ..._core.errors import UserError
+from . import _common as common
+
+NAME = "databases_provider"
+SCRIPT = "databases_provider.py"
+LOGGER = "beat_backend.scripts.databases_provider"
+USAGE = "databases_provider [-h] [-V] [-d|--debug] <addr> <dir> <cache> [<conf_name>]"
+HELP = "serve the database views a block reads (binds <addr>)"
+DESCRIPTION = """\
+Serves the database inputs of the block described by <dir>/configuration.json
+(the platform's execution block) with the databases of <dir>/prefix and the
+index files of <cache>, until the connected `execute' sends `don' (exit 0).
+Failures before serving are sent as an `err' message (exit 1).
+"""
+
+#: how long the serving thread may take to notice ``stop`` (it polls every second)
+_JOIN_TIMEOUT = 2.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    common.add_common_options(parser)
+    parser.add_argument("addr", metavar="<addr>", help="host:port to bind (e.g. 127.0.0.1:50123)")
+    parser.add_argument(
+        "dir", metavar="<dir>", help="directory with configuration.json and prefix/"
+    )
+    parser.add_argument("cache", metavar="<cache>", help="cache root holding the .db index files")
+    parser.add_argument(
+        "conf_name",
+        metavar="<conf_name>",
+        nargs="?",
+        help="top-level section of the configuration to use (e.g. loop)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = common.new_parser(NAME, USAGE, DESCRIPTION)
+    add_arguments(parser)
+    return parser
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = common.add_subparser(subparsers, NAME, USAGE, DESCRIPTION, HELP)
+    add_arguments(parser)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run ``databases_provider`` with ``argv`` (without the program name); return the status."""
+    return common.run_main(build_parser, run, argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    with common.script_logging(SCRIPT, args.debug, LOGGER) as logger:
+        try:
+            with common.sigterm_raises():
+                return _run(args, logger)
+        except common.Terminated:
+            logger.info("terminated (SIGTERM)")
+            return common.TERMINATED_STATUS
+
+
+def _run(args, logger) -> int:
+    import zmq
+
+    from ..._execution.messagehandlers import MessageHandler
+
+    try:
+        handler = MessageHandler(args.addr)
+    except zmq.ZMQError:
+        logger.error("cannot bind to %s:\n%s", args.addr, traceback.format_exc())
+        return 1
+    logger.debug("bound to %s", handler.address)
+    try:
+        return _serve(args, logger, handler)
+    finally:
+        stop_handler(handler, logger)
+
+
+def stop_handler(handler, logger) -> None:
+    """Stop the serving thread (if it runs), then close its socket and context."""
+    handler.stop.set()
+    if handler.is_alive():
+        handler.join(_JOIN_TIMEOUT)
+    if handler.is_alive():  # pragma: no cover - a stuck user view
+        logger.warning("the message handler did not stop: its socket is left open")
+        return
+    handler.destroy()
+
+
+def _serve(args, logger, handler) -> int:
+    directory = args.dir
+    prefix = os.path.join(directory, "prefix")
+    databases = os.path.join(prefix, "databases")
+    try:
+        if not os.path.exists(directory):
+            raise common.SystemFailure(f"Running directory `{directory}' not found")
+        path = os.path.join(directory, "configuration.json")
+        if not os.path.exists(path):
+            raise common.SystemFailure(f"Configuration file '{path}' not found")
+        config = common.read_json(path)
+        if isinstance(config, dict) and "datasets_uid" in config:
+            common.switch_user(config["datasets_uid"], logger)
+        if args.conf_name is not None:
+            config = config.get(args.conf_name) if isinstance(config, dict) else None
+            if config is None:
+                raise common.SystemFailure(f"Configuration section '{args.conf_name}' not found")
+
+        from ..._execution.database import DBExecutor
+
+        # user errors start at <dir>/prefix/databases/, shown as databases/<name>/<version>.py
+        with common.user_code(databases, user_call=False, relative_to=prefix):
+            executor = DBExecutor(
+                handler,
+                prefix,
+                args.cache,
+                config,
+                dataformat_cache={},
+                database_cache={},
+            )
+        if not executor.valid:
+            raise UserError("\n  * ".join(["Failed to load the database(s):", *executor.errors]))
+        executor.process()
+        logger.debug("serving on %s", handler.address)
+        executor.wait()
+        if handler.user_error or handler.system_error:
+            # replied as `err' to the client; the reference still exits 0
+            logger.debug("stopped after an error reply")
+        return 0
+    except UserError as exc:
+        message = common.user_message(exc)
+        logger.error("User error: %s", message)
+        handler.send_error(message, "usr")
+        return 1
+    except MemoryError:
+        logger.error("Memory error: %s", common.MEMORY_ERROR_TEXT)
+        handler.send_error(common.MEMORY_ERROR_TEXT, "usr")
+        return 1
+    except common.SystemFailure as exc:
+        logger.error("System error: %s", exc.message)
+        handler.send_error(exc.message, "sys")
+        return 1
+    except Exception:
+        message = traceback.format_exc()
+        logger.error("System error: %s", message)
+        handler.send_error(message, "sys")
+        return 1

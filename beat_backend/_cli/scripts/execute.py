@@ -1,0 +1,206 @@
+"""``execute``: run one algorithm block, talking to the platform over ZeroMQ.
+
+``execute [--debug] [--cache=<path>] [--loop=<loop_addr>] <addr> <dir> [<db_addr>]``
+(processes-and-messages.md §5.1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import traceback
+
+from ..._core.errors import UserError
+from . import _common as common
+
+NAME = "execute"
+SCRIPT = "execute.py"
+LOGGER = "beat_backend.scripts.execute"
+USAGE = (
+    "execute [-h] [-V] [-d|--debug] [-c <path>|--cache=<path>] [--loop=<loop_addr>] "
+    "<addr> <dir> [<db_addr>]"
+)
+HELP = "run one algorithm block (connects to the platform, a databases provider, a loop)"
+DESCRIPTION = """\
+Executes the algorithm block described by <dir>/configuration.json (runner
+configuration) with the assets of <dir>/prefix, reading and writing the cache
+under --cache. The outcome goes to the platform handler at <addr>: `don' +
+statistics (exit 0), or `err usr|sys <message>' (exit 1).
+"""
+
+#: reply wait after sending an error to the platform: tries x seconds
+_ACK_TRIES = 5
+_ACK_SLICE = 1.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    common.add_common_options(parser)
+    parser.add_argument(
+        "-c", "--cache", default="/cache", metavar="<path>", help="cache root (default: /cache)"
+    )
+    parser.add_argument(
+        "--loop", metavar="<loop_addr>", help="full endpoint of loop_execute (loop processors)"
+    )
+    parser.add_argument(
+        "addr", metavar="<addr>", help="full endpoint of the platform handler (tcp://ip:port)"
+    )
+    parser.add_argument(
+        "dir", metavar="<dir>", help="directory with configuration.json and prefix/"
+    )
+    parser.add_argument(
+        "db_addr",
+        metavar="<db_addr>",
+        nargs="?",
+        help="full endpoint of the databases provider (blocks reading databases)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = common.new_parser(NAME, USAGE, DESCRIPTION)
+    add_arguments(parser)
+    return parser
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = common.add_subparser(subparsers, NAME, USAGE, DESCRIPTION, HELP)
+    add_arguments(parser)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run ``execute`` with ``argv`` (without the program name); return the exit status."""
+    return common.run_main(build_parser, run, argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    with common.script_logging(SCRIPT, args.debug, LOGGER) as logger:
+        try:
+            with common.sigterm_raises():
+                return _run(args, logger)
+        except common.Terminated:
+            logger.error("terminated (SIGTERM): outputs discarded")
+            return common.TERMINATED_STATUS
+
+
+def _run(args, logger) -> int:
+    import zmq
+
+    from ..._transport.channel import channel_for
+
+    context = zmq.Context()
+    sockets = []
+    channels = []
+
+    def connect(address, what):
+        socket = context.socket(zmq.PAIR)
+        socket.setsockopt(zmq.LINGER, 0)
+        sockets.append(socket)
+        # the channel (and its connection monitor) exists before the connection,
+        # so a peer that dies later is noticed; executors share it (channel_for)
+        channels.append(channel_for(socket, what=what))
+        logger.debug("connecting to the %s at %s", what, address)
+        socket.connect(address)
+        return socket
+
+    try:
+        try:
+            socket = connect(args.addr, "platform")
+        except zmq.ZMQError:
+            logger.error("cannot connect to the platform at %s:\n%s", args.addr, _format())
+            return 1
+        try:
+            db_socket = connect(args.db_addr, "databases provider") if args.db_addr else None
+            loop_socket = connect(args.loop, "loop evaluator") if args.loop else None
+        except zmq.ZMQError:
+            _send_error(logger, channels[0], "sys", _format())
+            return 1
+        return _execute(args, logger, socket, db_socket, loop_socket, channels[0])
+    finally:
+        for channel in channels:
+            channel.close()
+        for socket in sockets:
+            socket.close(linger=0)
+        context.destroy(linger=0)
+
+
+def _format() -> str:
+    return traceback.format_exc()
+
+
+def _execute(args, logger, socket, db_socket, loop_socket, platform) -> int:
+    directory = args.dir
+    algorithms = os.path.join(directory, "prefix", "algorithms")
+    try:
+        if not os.path.exists(directory):
+            raise common.SystemFailure(f"Running directory `{directory}' not found")
+        config = common.read_json(os.path.join(directory, "configuration.json"))
+        uid = config.get("uid")
+        if uid is not None and os.getuid() != uid:
+            common.switch_user(uid, logger)
+
+        from ..._execution.algorithm import AlgorithmExecutor
+
+        with common.user_code(algorithms, user_call=False):
+            executor = AlgorithmExecutor(
+                socket,
+                directory,
+                dataformat_cache={},
+                database_cache={},
+                library_cache={},
+                cache_root=args.cache,
+                db_socket=db_socket,
+                loop_socket=loop_socket,
+            )
+        with common.user_code(algorithms):
+            if not executor.setup():
+                raise UserError("Could not setup algorithm (returned False)")
+        with common.user_code(algorithms):
+            if not executor.prepare():
+                raise UserError("Could not prepare algorithm (returned False)")
+        with common.user_code(algorithms):
+            if not executor.process():
+                raise UserError("Could not run algorithm (returned False)")
+        logger.debug("done")
+        return 0
+    except UserError as exc:
+        message = common.user_message(exc)
+        logger.error("User error: %s", message)
+        _send_error(logger, platform, "usr", message)
+        return 1
+    except MemoryError:
+        logger.error("Memory error: %s", common.MEMORY_ERROR_TEXT)
+        _send_error(logger, platform, "usr", common.MEMORY_ERROR_TEXT)
+        return 1
+    except common.SystemFailure as exc:
+        logger.error("System error: %s", exc.message)
+        _send_error(logger, platform, "sys", exc.message)
+        return 1
+    except Exception:
+        message = _format()
+        logger.error("System error: %s", message)
+        _send_error(logger, platform, "sys", message)
+        return 1
+
+
+def _send_error(logger, channel, kind: str, message: str) -> None:
+    """``err <kind> <message>`` to the platform, then wait (at most 5 s) for its ``ack``."""
+    from ..._core.errors import PeerGoneError
+    from ..._transport import grammar
+
+    logger.debug("send: (err) %s", kind)
+    channel.send(grammar.err(kind, message))
+    for attempt in range(1, _ACK_TRIES + 1):
+        try:
+            reply = channel.recv(timeout=_ACK_SLICE)
+        except PeerGoneError:
+            if channel.peer_gone():
+                logger.error("the platform is gone: could not send error message to server")
+                return
+            logger.warning(
+                '(try %d) waited %d ms for "ack" from server', attempt, int(_ACK_SLICE * 1000)
+            )
+            continue
+        logger.debug("recv: %s", b" ".join(reply[:1]).decode("ascii", "replace"))
+        return
+    logger.error("could not send error message to server")
+    logger.error("stopping 0MQ client anyway")

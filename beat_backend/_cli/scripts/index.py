@@ -1,0 +1,122 @@
+"""``index``: write the index files of a database's sets into a cache.
+
+``index [--debug] [--uid=UID] [--db_root_folder=<folder>]
+<prefix> <cache> <database> [<protocol> [<set>]]``
+(processes-and-messages.md §5.4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import traceback
+
+from . import _common as common
+
+NAME = "index"
+SCRIPT = "index.py"
+LOGGER = "beat_backend.scripts.index"
+USAGE = (
+    "index [-h] [-V] [-d|--debug] [--uid=UID] [--db_root_folder=<folder>] "
+    "<prefix> <cache> <database> [<protocol> [<set>]]"
+)
+HELP = "write the index files (.db) of a database's sets into a cache"
+DESCRIPTION = """\
+For every protocol (all, or <protocol>) and every set (all, or <set>) of
+<database> (name/version, loaded from <prefix>), runs the view's index() and
+writes <cache>/<toPath(hashDataset(database, protocol, set), ".db")>.
+Exit 0 on success, 1 on any failure (logged; no file is written for a set
+whose index() failed).
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    common.add_common_options(parser)
+    parser.add_argument(
+        "--uid", type=int, metavar="UID", help="run as this user id (created when unknown)"
+    )
+    parser.add_argument(
+        "--db_root_folder",
+        metavar="<folder>",
+        help="root folder of the raw data (overrides the database's root_folder)",
+    )
+    parser.add_argument("prefix", metavar="<prefix>", help="prefix holding the database")
+    parser.add_argument("cache", metavar="<cache>", help="cache root to write the index files to")
+    parser.add_argument("database", metavar="<database>", help="database name (name/version)")
+    parser.add_argument(
+        "protocol", metavar="<protocol>", nargs="?", help="only this protocol (default: all)"
+    )
+    parser.add_argument("set", metavar="<set>", nargs="?", help="only this set (default: all)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = common.new_parser(NAME, USAGE, DESCRIPTION)
+    add_arguments(parser)
+    return parser
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = common.add_subparser(subparsers, NAME, USAGE, DESCRIPTION, HELP)
+    add_arguments(parser)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run ``index`` with ``argv`` (without the program name); return the exit status."""
+    return common.run_main(build_parser, run, argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    with common.script_logging(SCRIPT, args.debug, LOGGER) as logger:
+        try:
+            with common.sigterm_raises():
+                return _run(args, logger)
+        except common.Terminated:
+            logger.error("terminated (SIGTERM)")
+            return common.TERMINATED_STATUS
+
+
+def _run(args, logger) -> int:
+    if args.uid is not None:
+        try:
+            common.switch_user(args.uid, logger)
+        except common.SystemFailure as exc:
+            logger.error("%s", exc.message)
+            return 1
+        except Exception:
+            logger.error("%s", traceback.format_exc())
+            return 1
+
+    if not os.path.exists(args.prefix):
+        logger.error("Invalid prefix path: %s", args.prefix)
+        return 1
+    if not os.path.exists(args.cache):
+        logger.error("Invalid cache path: %s", args.cache)
+        return 1
+
+    try:
+        from ..._assets.database import Database
+        from ..._core.hashing import hashDataset
+        from ..._core.names import to_path
+
+        database = Database(args.prefix, args.database)
+        if not database.valid:
+            raise RuntimeError(
+                "\n  * ".join([f"invalid database `{args.database}':", *database.errors])
+            )
+        protocols = database.protocol_names if args.protocol is None else [args.protocol]
+        for protocol in protocols:
+            sets = database.set_names(protocol) if args.set is None else [args.set]
+            for set_name in sets:
+                filename = os.path.join(
+                    args.cache, to_path(hashDataset(args.database, protocol, set_name), ".db")
+                )
+                logger.debug(
+                    "indexing %s/%s/%s into %s", args.database, protocol, set_name, filename
+                )
+                view = database.view(protocol, set_name, root_folder=args.db_root_folder)
+                view.index(filename)
+    except Exception:
+        logger.error("%s", traceback.format_exc())
+        return 1
+    return 0

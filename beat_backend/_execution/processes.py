@@ -1,0 +1,266 @@
+"""Running one block through the BEAT scripts, as the platform does.
+
+``run_block_processes`` starts ``databases_provider`` (main and loop),
+``loop_execute`` and ``execute`` as subprocesses over ZeroMQ on 127.0.0.1,
+plays the platform's side with an in-process :class:`MessageHandler`, waits,
+stops everything (no process is left behind) and returns a
+:class:`ProcessResult`. The caller prepares the directories
+(``configuration.json`` + ``prefix/``), as the platform does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import signal
+import socket as _socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from .messagehandlers import MessageHandler
+
+#: how long a provider / loop process may take to exit after SIGTERM
+TERM_GRACE = 5.0
+
+#: ``prctl`` option: signal the child gets when the thread that started it dies
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclasses.dataclass
+class ProcessResult:
+    """What one block execution gave (the platform's result fields)."""
+
+    status: int
+    stdout: str = ""
+    stderr: str = ""
+    user_error: str = ""
+    system_error: str = ""
+    statistics: dict = dataclasses.field(default_factory=dict)
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    max_rss_kb: int = 0
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (bound and released: racy, so callers retry)."""
+    with _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def script_command(name: str, *args: str, debug: bool = False) -> list[str]:
+    """The command line of a BEAT script run with this interpreter."""
+    command = [sys.executable, "-m", f"beat_backend.scripts.{name}"]
+    if debug:
+        command.append("--debug")
+    return command + list(args)
+
+
+@functools.cache
+def _prctl():
+    """libc's ``prctl`` (``None`` where it is missing)."""
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return prctl
+
+
+def _die_with_parent_hook():
+    """A ``preexec_fn`` killing the child when its parent dies (Linux ``PR_SET_PDEATHSIG``).
+
+    Used where the parent may be killed without notice (a Dask worker): its
+    executors must not outlive it, or they would keep running (and publish
+    outputs) beside the retried block. ``None`` where ``prctl`` is missing.
+    """
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    parent = os.getpid()
+    args = (_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+
+    def hook():  # runs in the child between fork and exec: keep it to the C call
+        prctl(*args)
+        if os.getppid() != parent:  # the parent died before prctl: it will not be signalled
+            os._exit(1)
+
+    return hook
+
+
+class _Child:
+    def __init__(self, name, command, env, die_with_parent=False):
+        self.name = name
+        self.command = command
+        # files, not pipes: a chatty process can never block on a full pipe
+        self._out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in collect()
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115 - closed in collect()
+        self.process = subprocess.Popen(
+            command,
+            stdout=self._out,
+            stderr=self._err,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent_hook() if die_with_parent else None,
+        )
+        self.rusage = None
+        self.stdout = ""
+        self.stderr = ""
+
+    def wait(self, timeout=None):
+        """Wait for the process (reaping it with its resource usage)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.process.returncode is None:
+            pid, status, rusage = os.wait4(self.process.pid, os.WNOHANG)
+            if pid:
+                self.process.returncode = os.waitstatus_to_exitcode(status)
+                self.rusage = rusage
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                return None
+            time.sleep(0.01)
+        return self.process.returncode
+
+    def terminate(self):
+        if self.process.returncode is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            if self.wait(TERM_GRACE) is None:
+                try:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.wait()
+        else:
+            # the session may hold grandchildren: make sure they go too
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def collect(self):
+        for attr, f in (("stdout", self._out), ("stderr", self._err)):
+            f.seek(0)
+            setattr(self, attr, f.read().decode("utf-8", "replace"))
+            f.close()
+
+
+def run_block_processes(
+    run_dir: str,
+    cache_root: str,
+    db_dir: str | None = None,
+    loop_db_dir: str | None = None,
+    has_loop: bool = False,
+    debug: bool = False,
+    env: dict | None = None,
+    on_start=None,
+    die_with_parent: bool = False,
+) -> ProcessResult:
+    """Run one block: providers, loop, ``execute``; return the platform's view of it.
+
+    ``die_with_parent=True`` makes the scripts die with the thread that started
+    them (``PR_SET_PDEATHSIG``), for callers that may be killed (Dask workers).
+    """
+    env = dict(os.environ if env is None else env)
+    children: list[_Child] = []
+    handler = MessageHandler("127.0.0.1")
+    t0 = time.monotonic()
+    execute = None
+    try:
+        db_address = loop_address = None
+        if db_dir is not None:
+            port = free_port()
+            children.append(
+                _Child(
+                    "databases_provider",
+                    script_command(
+                        "databases_provider", f"127.0.0.1:{port}", db_dir, cache_root, debug=debug
+                    ),
+                    env,
+                    die_with_parent,
+                )
+            )
+            db_address = f"tcp://127.0.0.1:{port}"
+        if has_loop:
+            loop_db_address = None
+            if loop_db_dir is not None:
+                port = free_port()
+                children.append(
+                    _Child(
+                        "databases_provider (loop)",
+                        script_command(
+                            "databases_provider",
+                            f"127.0.0.1:{port}",
+                            loop_db_dir,
+                            cache_root,
+                            "loop",
+                            debug=debug,
+                        ),
+                        env,
+                        die_with_parent,
+                    )
+                )
+                loop_db_address = f"tcp://127.0.0.1:{port}"
+            port = free_port()
+            args = [f"127.0.0.1:{port}", run_dir, cache_root]
+            if loop_db_address:
+                args.append(loop_db_address)
+            children.append(
+                _Child(
+                    "loop_execute",
+                    script_command("loop_execute", *args, debug=debug),
+                    env,
+                    die_with_parent,
+                )
+            )
+            loop_address = f"tcp://127.0.0.1:{port}"
+
+        args = [f"--cache={cache_root}", handler.address, run_dir]
+        if db_address:
+            args.append(db_address)
+        if loop_address:
+            args.append(f"--loop={loop_address}")
+        execute = _Child(
+            "execute", script_command("execute", *args, debug=debug), env, die_with_parent
+        )
+        handler.start()
+        if on_start is not None:
+            on_start([c.process.pid for c in (*children, execute)])
+        status = execute.wait()
+    finally:
+        handler.stop.set()
+        if handler.is_alive():
+            handler.join(2)
+        for child in children:
+            child.terminate()
+        if execute is not None:
+            execute.terminate()
+        for child in (*children, *([execute] if execute else [])):
+            child.collect()
+        handler.destroy()
+
+    result = ProcessResult(
+        status=status,
+        stdout=execute.stdout + "".join("\n" + c.stdout for c in children),
+        stderr="".join(
+            c.stderr for c in (execute, *children) if c.process.returncode not in (0, None)
+        ),
+        user_error=handler.user_error,
+        system_error=handler.system_error,
+        statistics=dict(handler.statistics),
+        seconds=time.monotonic() - t0,
+    )
+    for child in (execute, *children):
+        if child.rusage is not None:
+            result.cpu_seconds += child.rusage.ru_utime + child.rusage.ru_stime
+            result.max_rss_kb = max(result.max_rss_kb, child.rusage.ru_maxrss)
+    return result

@@ -1,0 +1,427 @@
+"""Running a whole experiment (or some of its blocks) through the BEAT scripts.
+
+The library never prints: progress goes through a callback
+``progress(event, **details)`` with events ``plan``, ``index``, ``start``,
+``finish`` (see :class:`Outcome`) and ``done``. Blocks are launched through a
+small interface (:class:`Launcher`): ``LocalLauncher`` runs the scripts as
+subprocesses on this machine; ``DaskLauncher`` (``dask_launcher``) runs them on
+the workers of a Dask cluster. Independent blocks may run in parallel
+(``jobs``). :func:`run_experiments` runs several experiments together (a
+sweep): an item whose outputs have the same hashes in several experiments is
+the same computation and runs once.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+from .._core.names import confined_path
+from . import planner
+from .processes import ProcessResult, run_block_processes
+
+Progress = Callable[..., None]
+
+
+def _no_progress(event: str, **details) -> None:
+    return None
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What happened to one item: ``ran``, ``cached``, ``failed`` or ``skipped``."""
+
+    name: str
+    kind: str
+    status: str
+    seconds: float = 0.0
+    reason: str = ""
+    result: ProcessResult | None = None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "status": self.status, "seconds": round(self.seconds, 3)}
+
+
+@dataclasses.dataclass
+class Report:
+    """The outcome of a run: per-item outcomes (execution order) and analyzer results."""
+
+    experiment: str
+    outcomes: list[Outcome]
+    results: dict
+    cache_root: str
+
+    @property
+    def ok(self) -> bool:
+        return all(o.status in ("ran", "cached") for o in self.outcomes)
+
+    def to_dict(self) -> dict:
+        return {
+            "experiment": self.experiment,
+            "blocks": [o.to_dict() for o in self.outcomes],
+            "results": self.results,
+        }
+
+
+class Launcher:
+    """Runs one planned item; subclasses decide where (this machine, a cluster).
+
+    ``prepare(cache_root)`` is called once before anything runs (raise
+    ``RuntimeError`` to stop the run, e.g. a cache the workers cannot see);
+    ``parallelism`` is the default number of items run at once; ``close()``
+    releases what the launcher holds (also on ``with`` exit).
+    """
+
+    #: default ``jobs`` of a run with this launcher
+    parallelism: int = 1
+
+    def prepare(self, cache_root: str) -> None:
+        return None
+
+    def run(self, item: planner.PlanItem, cache_root: str) -> ProcessResult:  # pragma: no cover
+        raise NotImplementedError
+
+    def close(self) -> None:
+        return None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class LocalLauncher(Launcher):
+    """Runs the BEAT scripts as subprocesses of this process, over 127.0.0.1."""
+
+    def __init__(self, debug: bool = False, keep_dirs: bool = False):
+        self.debug = debug
+        self.keep_dirs = keep_dirs
+
+    def run(self, item: planner.PlanItem, cache_root: str) -> ProcessResult:
+        return run_item(item, cache_root, debug=self.debug, keep_dirs=self.keep_dirs)
+
+
+def run_item(
+    item: planner.PlanItem, cache_root: str, debug: bool = False, keep_dirs: bool = False
+) -> ProcessResult:
+    """Prepare the script directories of ``item`` and run it (providers, loop, execute)."""
+    dirs = []
+    try:
+        run_dir = tempfile.mkdtemp(prefix="beat_")
+        dirs.append(run_dir)
+        planner.write_runner_dir(item, run_dir)
+        db_dir = loop_db_dir = None
+        if item.needs_provider:
+            db_dir = tempfile.mkdtemp(prefix="beat_")
+            dirs.append(db_dir)
+            planner.write_provider_dir(item, db_dir)
+            if item.kind == "loop":
+                loop_db_dir = tempfile.mkdtemp(prefix="beat_")
+                dirs.append(loop_db_dir)
+                planner.write_provider_dir(item, loop_db_dir, section="loop")
+        return run_block_processes(
+            run_dir,
+            cache_root,
+            db_dir=db_dir,
+            loop_db_dir=loop_db_dir,
+            has_loop=item.kind == "loop",
+            debug=debug,
+        )
+    finally:
+        if not keep_dirs:
+            for d in dirs:
+                shutil.rmtree(d, ignore_errors=True)
+
+
+def build_indexes(plan: planner.Plan, progress: Progress = _no_progress) -> None:
+    """Build the missing dataset index files through the ``index`` script (never in-process)."""
+    for dataset in plan.missing_indexes:
+        if os.path.isfile(os.path.join(plan.cache_root, dataset.path)):
+            continue  # built meanwhile (by the plan of another experiment of a sweep)
+        progress("index", dataset=dataset)
+        command = [
+            sys.executable,
+            "-m",
+            "beat_backend.scripts.index",
+            plan.prefix,
+            plan.cache_root,
+            dataset.database,
+            dataset.protocol,
+            dataset.set,
+        ]
+        done = subprocess.run(command, capture_output=True, text=True)
+        target = confined_path(plan.cache_root, dataset.path, "dataset index path")
+        if done.returncode != 0 or not os.path.exists(target):
+            raise RuntimeError(
+                f"could not index dataset {dataset.database}/{dataset.protocol}/{dataset.set} "
+                f"(index exited {done.returncode}):\n{done.stderr.strip()}"
+            )
+
+
+def _clean_stale_outputs(item: planner.PlanItem, cache_root: str) -> None:
+    for output in item.outputs:
+        for path in planner.output_files(cache_root, output.path):
+            os.chmod(path, 0o644)
+            os.unlink(path)
+
+
+def _select(plan: planner.Plan, only: str | None, with_deps: bool) -> list[planner.PlanItem]:
+    if only is None:
+        return list(plan.items)
+    target = plan[only]
+    upstream = plan.upstream(only)
+    if with_deps:
+        return [plan[n] for n in upstream] + [target]
+    missing = [n for n in upstream if plan[n].status != planner.CACHED]
+    if missing:
+        raise RuntimeError(
+            f"block `{only}' needs outputs that are not in the cache: "
+            f"{', '.join(missing)} (use --with-deps to run them first)"
+        )
+    return [target]
+
+
+def read_results(plan: planner.Plan, names=None) -> dict:
+    """Analyzer results (``{analyzer: {result: value}}``) read back from the cache."""
+    from .._cache.source import CachedDataSource
+
+    results = {}
+    for item in plan.items:
+        if item.kind != "analyzer" or (names is not None and item.name not in names):
+            continue
+        output = item.outputs[0]
+        filename = confined_path(plan.cache_root, output.path, "result path") + ".data"
+        source = CachedDataSource()
+        if not source.setup(filename, plan.prefix):
+            continue
+        values = {}
+        for data, _, _ in source:
+            values = {k: _plain(v) for k, v in data.as_dict().items()}
+        source.close()
+        results[item.name] = values
+    return results
+
+
+def _plain(value):
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+        try:
+            return value.item()
+        except (ValueError, AttributeError):
+            pass
+    return value
+
+
+def run_experiment(
+    prefix: str,
+    experiment: str,
+    cache_root: str,
+    *,
+    jobs: int | None = None,
+    force: bool = False,
+    only: str | None = None,
+    with_deps: bool = False,
+    launcher: Launcher | None = None,
+    progress: Progress = _no_progress,
+) -> Report:
+    """Plan and run an experiment; returns a :class:`Report` (never raises for block failures).
+
+    ``jobs`` defaults to the launcher's ``parallelism`` (1 for the local launcher).
+    """
+    return run_experiments(
+        prefix,
+        [experiment],
+        cache_root,
+        jobs=jobs,
+        force=force,
+        only=only,
+        with_deps=with_deps,
+        launcher=launcher,
+        progress=progress,
+    )[0]
+
+
+@dataclasses.dataclass
+class _Node:
+    """One computation of a run: the items of one or several plans with the same outputs."""
+
+    key: tuple
+    item: planner.PlanItem
+    #: ``(plan index, item name)`` of every item it stands for, first = the owner
+    members: list[tuple[int, str]]
+    #: keys of the nodes it waits for
+    needs: set = dataclasses.field(default_factory=set)
+
+    @property
+    def experiments(self) -> set[int]:
+        return {index for index, _ in self.members}
+
+
+def _key(item: planner.PlanItem) -> tuple:
+    """Same key = same computation (output hashes cover code, parameters and inputs)."""
+    return (item.kind, tuple(o.hash for o in item.outputs))
+
+
+#: a dependency that will never be met (not selected and not cached)
+_NEVER = ("never",)
+
+
+def run_experiments(
+    prefix: str,
+    experiments: list[str],
+    cache_root: str,
+    *,
+    jobs: int | None = None,
+    force: bool = False,
+    only: str | None = None,
+    with_deps: bool = False,
+    launcher: Launcher | None = None,
+    progress: Progress = _no_progress,
+) -> list[Report]:
+    """Plan and run several experiments together; one :class:`Report` each, in order.
+
+    Every experiment is planned (and validated) before anything runs. Items
+    of several experiments with the same output hashes run once: the first
+    experiment listing it reports it ``ran``, the others ``cached``. A failed
+    item stops what is not started yet of the experiments it belongs to;
+    the other experiments go on.
+    """
+    os.makedirs(cache_root, exist_ok=True)
+    forced = force
+    if only is not None and force:
+        forced = {only}
+    plans = [planner.plan(prefix, e, cache_root, force=forced) for e in experiments]
+    selections = [_select(p, only, with_deps) for p in plans]
+    launcher = launcher or LocalLauncher()
+
+    nodes: dict[tuple, _Node] = {}
+    for index, (the_plan, selected) in enumerate(zip(plans, selections)):
+        chosen = {item.name: _key(item) for item in selected}
+        for item in selected:
+            key = chosen[item.name]
+            node = nodes.get(key)
+            if node is None:
+                node = nodes[key] = _Node(key, item, [])
+            elif item.status == planner.RUN:
+                node.item = dataclasses.replace(node.item, status=item.status, reason=item.reason)
+            node.members.append((index, item.name))
+            for d in item.dependencies:
+                if d in chosen:
+                    node.needs.add(chosen[d])
+                elif the_plan[d].status != planner.CACHED:
+                    node.needs.add(_NEVER)
+    order = list(nodes.values())
+
+    progress("plan", plan=plans[0], items=[n.item for n in order], plans=plans)
+    launcher.prepare(cache_root)
+    for the_plan in plans:
+        build_indexes(the_plan, progress)
+    jobs = max(1, jobs or launcher.parallelism)
+
+    outcomes: dict[tuple, Outcome] = {}
+    pending = list(order)
+    running: dict[concurrent.futures.Future, _Node] = {}
+    failed: set[int] = set()  # plans with a failed item
+    started: dict[tuple, float] = {}
+
+    def ready(node):
+        return all(k in outcomes and outcomes[k].status in ("ran", "cached") for k in node.needs)
+
+    def abandoned(node):  # every experiment it belongs to has failed
+        return node.experiments <= failed
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        while pending or running:
+            for node in list(pending):
+                if len(running) >= jobs:
+                    break
+                item = node.item
+                if abandoned(node):
+                    continue
+                if item.status == planner.CACHED:
+                    pending.remove(node)
+                    outcomes[node.key] = Outcome(item.name, item.kind, "cached", 0.0, item.reason)
+                    progress("finish", outcome=outcomes[node.key])
+                    continue
+                if not ready(node):
+                    continue
+                pending.remove(node)
+                _clean_stale_outputs(item, cache_root)
+                started[node.key] = time.monotonic()
+                progress("start", item=item)
+                running[pool.submit(launcher.run, item, cache_root)] = node
+            for node in [n for n in pending if abandoned(n)]:
+                pending.remove(node)
+                outcomes[node.key] = Outcome(
+                    node.item.name, node.item.kind, "skipped", 0.0, "not run"
+                )
+            if not running:
+                if pending:
+                    # nothing runs and nothing can start: a dependency failed or is missing
+                    for node in pending:
+                        outcomes[node.key] = Outcome(
+                            node.item.name, node.item.kind, "skipped", 0.0, "blocked"
+                        )
+                    pending = []
+                continue
+            done, _ = concurrent.futures.wait(
+                list(running), return_when=concurrent.futures.FIRST_COMPLETED
+            )
+            for future in done:
+                node = running.pop(future)
+                item = node.item
+                seconds = time.monotonic() - started[node.key]
+                try:
+                    result = future.result()
+                    error = ""
+                except Exception as exc:  # a launcher failure is a system error
+                    result = ProcessResult(status=1, system_error=f"{type(exc).__name__}: {exc}")
+                    error = result.system_error
+                status = "ran"
+                if result.status != 0:
+                    status = "failed"
+                else:
+                    incomplete = [
+                        f"{o.label}: {why}"
+                        for o in item.outputs
+                        if (why := planner.check_output(cache_root, o.path))
+                    ]
+                    if incomplete:
+                        status = "failed"
+                        error = "outputs incomplete after the block ran: " + "; ".join(incomplete)
+                        result.system_error = result.system_error or error
+                if status == "failed":
+                    failed |= node.experiments
+                    _clean_stale_outputs(item, cache_root)
+                outcomes[node.key] = Outcome(item.name, item.kind, status, seconds, error, result)
+                progress("finish", outcome=outcomes[node.key])
+
+    reports = []
+    for index, (the_plan, selected) in enumerate(zip(plans, selections)):
+        ordered = []
+        for item in selected:
+            node = nodes[_key(item)]
+            outcome = outcomes.get(node.key)
+            if outcome is None:
+                continue
+            if node.members[0] != (index, item.name):  # computed for another item
+                owner_index, owner_name = node.members[0]
+                outcome = dataclasses.replace(outcome, name=item.name)
+                if outcome.status == "ran":
+                    outcome.status, outcome.seconds = "cached", 0.0
+                    outcome.reason = f"computed as {owner_name} of {plans[owner_index].experiment}"
+            ordered.append(outcome)
+        names = {o.name for o in ordered if o.status in ("ran", "cached")}
+        reports.append(
+            Report(the_plan.experiment, ordered, read_results(the_plan, names), cache_root)
+        )
+    for report in reports:
+        progress("done", report=report)
+    return reports

@@ -1,0 +1,10 @@
+"""The ``databases_provider`` script (processes-and-messages.md §5): ``main(argv=None) -> int``."""
+
+import sys
+
+from .._cli.scripts.databases_provider import main
+
+__all__ = ["main"]
+
+if __name__ == "__main__":
+    sys.exit(main())

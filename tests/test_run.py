@@ -1,0 +1,219 @@
+"""End to end: ``beat-backend run`` and ``beat-backend block`` with the real scripts.
+
+Every block runs through databases_provider / execute (/ loop_execute)
+subprocesses over ZeroMQ on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from beat_backend._cli.main import main
+from beat_backend._execution import planner
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLE = os.path.join(ROOT, "prefix")
+SMALL = "example/example/two_classes/1/linear_small"
+LOOP = "example/example/threshold_loop/1/tune"
+GOLDEN = "golden/golden/pipeline/1/run1"
+
+
+def run_json(capsys, *args):
+    status = main(["run", "--json", *args])
+    out = capsys.readouterr().out
+    return status, json.loads(out)
+
+
+@pytest.fixture
+def prefix(tmp_path):
+    """A private copy of the example prefix (tests may edit it)."""
+    path = tmp_path / "prefix"
+    shutil.copytree(EXAMPLE, path)
+    return str(path)
+
+
+def _statuses(document):
+    return {b["name"]: b["status"] for b in document["blocks"]}
+
+
+def test_run_then_cached_then_one_parameter_changed(prefix, tmp_path, capsys):
+    cache = str(tmp_path / "cache")
+    status, first = run_json(capsys, "--prefix", prefix, "--cache", cache, SMALL)
+    assert status == 0
+    assert set(first) == {"experiment", "blocks", "results"}
+    assert first["experiment"] == SMALL
+    assert [b["name"] for b in first["blocks"]] == [
+        "normalize_train",
+        "training",
+        "normalize_test",
+        "score",
+        "analysis",
+    ]
+    assert all(set(b) == {"name", "status", "seconds"} for b in first["blocks"])
+    assert set(_statuses(first).values()) == {"ran"}
+    results = first["results"]["analysis"]
+    assert results["count"] == 20
+    assert 0.0 <= results["accuracy"] <= 1.0
+    assert results["accuracy"] + results["error_rate"] == pytest.approx(1.0)
+
+    status, second = run_json(capsys, "--prefix", prefix, "--cache", cache, SMALL)
+    assert status == 0
+    assert set(_statuses(second).values()) == {"cached"}
+    assert second["results"] == first["results"]
+
+    # change the parameter of `normalize_test': it and what is downstream rerun, only
+    path = os.path.join(prefix, "experiments", SMALL + ".json")
+    with open(path, encoding="utf-8") as f:
+        declaration = json.load(f)
+    declaration["blocks"]["normalize_test"]["parameters"] = {"scale": 3.0}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(declaration, f, indent=4)
+    status, third = run_json(capsys, "--prefix", prefix, "--cache", cache, SMALL)
+    assert status == 0
+    assert _statuses(third) == {
+        "normalize_train": "cached",
+        "training": "cached",
+        "normalize_test": "ran",
+        "score": "ran",
+        "analysis": "ran",
+    }
+
+
+def test_human_output_has_the_table_and_results(prefix, tmp_path, capsys):
+    cache = str(tmp_path / "cache")
+    assert main(["run", "--prefix", prefix, "--cache", cache, SMALL]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0] == f"experiment {SMALL}"
+    assert any(line.startswith("normalize_train") and " ran " in line for line in lines)
+    assert "results" in lines
+    assert any(line.strip().startswith("accuracy") for line in lines)
+    # progress went to stderr (plain lines: not a terminal)
+    assert "[5/5] analysis: ran" in captured.err
+
+
+def test_dry_run_prints_the_plan_and_runs_nothing(prefix, tmp_path, capsys):
+    cache = str(tmp_path / "cache")
+    assert main(["run", "--dry-run", "--json", "--prefix", prefix, "--cache", cache, SMALL]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert [i["status"] for i in plan["items"]] == ["run"] * 5
+    assert plan["items"][0]["reason"] == "output normalized missing"
+    assert not os.path.exists(cache) or not os.listdir(cache)
+
+
+def test_default_experiment_of_the_prefix(prefix, tmp_path, capsys):
+    with open(os.path.join(prefix, "beat_backend.json"), "w") as f:
+        json.dump({"default_experiment": SMALL}, f)
+    status, document = run_json(capsys, "--prefix", prefix, "--cache", str(tmp_path / "c"))
+    assert status == 0 and document["experiment"] == SMALL
+
+
+def test_single_block_needs_its_inputs_or_with_deps(prefix, tmp_path, capsys):
+    cache = str(tmp_path / "cache")
+    assert main(["run", "--prefix", prefix, "--cache", cache, "--block", "score", SMALL]) == 2
+    err = capsys.readouterr().err
+    assert "block `score' needs outputs that are not in the cache" in err
+    assert "normalize_test" in err and "training" in err
+    status, document = run_json(
+        capsys, "--prefix", prefix, "--cache", cache, "--block", "score", "--with-deps", SMALL
+    )
+    assert status == 0
+    assert [b["name"] for b in document["blocks"]] == [
+        "normalize_train",
+        "training",
+        "normalize_test",
+        "score",
+    ]
+    status, document = run_json(
+        capsys, "--prefix", prefix, "--cache", cache, "--block", "score", "--force", SMALL
+    )
+    assert status == 0 and _statuses(document) == {"score": "ran"}
+
+
+def test_loop_experiment(prefix, tmp_path, capsys):
+    status, document = run_json(capsys, "--prefix", prefix, "--cache", str(tmp_path / "c"), LOOP)
+    assert status == 0
+    assert _statuses(document)["tune"] == "ran"
+    assert document["results"]["report"]["count"] == 20
+
+
+def test_failing_block_reports_the_user_error_and_leaves_no_output(prefix, tmp_path, capsys):
+    code = os.path.join(prefix, "algorithms", "example", "linear_score", "1.py")
+    with open(code, encoding="utf-8") as f:
+        source = f.read()
+    source = source.replace("def process(self", "def process(self", 1)
+    source = source.replace(
+        "def process(self, inputs, data_loaders, outputs):",
+        "def process(self, inputs, data_loaders, outputs):\n        boom = undefined_name  # noqa",
+        1,
+    )
+    with open(code, "w", encoding="utf-8") as f:
+        f.write(source)
+    cache = str(tmp_path / "cache")
+    assert main(["run", "--prefix", prefix, "--cache", cache, SMALL]) == 1
+    out = capsys.readouterr().out
+    assert "block `score' failed (exit status 1)" in out
+    assert "NameError: name 'undefined_name' is not defined" in out
+    assert "boom = undefined_name" in out  # the failing source line
+    the_plan = planner.plan(prefix, SMALL, cache)
+    score = the_plan["score"]
+    assert planner.output_files(cache, score.outputs[0].path) == []
+    assert the_plan["analysis"].status == "run"
+
+
+def test_invalid_experiment_is_refused_before_anything_runs(prefix, tmp_path, capsys):
+    path = os.path.join(prefix, "experiments", SMALL + ".json")
+    with open(path, encoding="utf-8") as f:
+        declaration = json.load(f)
+    declaration["blocks"]["score"]["algorithm"] = "example/nope/1"
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(declaration, f)
+    cache = str(tmp_path / "cache")
+    assert main(["run", "--prefix", prefix, "--cache", cache, SMALL]) == 2
+    err = capsys.readouterr().err
+    assert f"experiment `{SMALL}' is invalid:" in err
+    assert "/blocks/score: algorithm `example/nope/1' is invalid" in err
+    assert not os.path.exists(cache) or os.listdir(cache) == []
+
+
+def test_golden_experiment_gives_the_reference_cache(golden_dir, tmp_path, capsys):
+    prefix = tmp_path / "golden_prefix"
+    shutil.copytree(golden_dir / "prefix", prefix)
+    cache = tmp_path / "cache"
+    status, document = run_json(capsys, "--prefix", str(prefix), "--cache", str(cache), GOLDEN)
+    assert status == 0
+    experiment = json.loads((golden_dir / "experiment" / "experiment.json").read_text())
+    assert [b["name"] for b in document["blocks"]] == experiment["execution_order"]
+    for name in experiment["cache_files"]:
+        expected = (golden_dir / "experiment" / "cache" / name).read_bytes()
+        assert (cache / name).read_bytes() == expected, name
+    report = document["results"]["report"]
+    assert report == {
+        "groups": 3,
+        "total": pytest.approx(90.75),
+        "summary": "Résumé – golden: ant=3, bee=4, čmelák=3",
+        "all_positive": True,
+    }
+
+
+def test_block_command_runs_a_platform_block_directory(golden_dir, tmp_path, capsys):
+    cache = tmp_path / "cache"
+    runner = golden_dir / "experiment" / "scripts" / "scale" / "runner"
+    status = main(
+        ["block", str(runner), "--prefix", str(golden_dir / "prefix"), "--cache", str(cache)]
+    )
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert out.startswith("block golden/scale/1: exit status 0")
+    name = "5e/dc/5a/e0d0acbae2fb97c719f759320bfde31ace1fb80d4e00a4823b180aac29.0.9.data"
+    assert (cache / name).read_bytes() == (golden_dir / "experiment" / "cache" / name).read_bytes()
+
+
+@pytest.mark.parametrize("command", ["run", "block"])
+def test_help(command, capsys):
+    assert main([command, "--help"]) == 0
+    assert "usage: beat-backend " + command in capsys.readouterr().out
