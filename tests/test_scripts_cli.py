@@ -687,3 +687,21 @@ def test_provider_main_in_a_multiprocessing_process(tmp_path, golden_dir, contex
         if process.is_alive():
             process.kill()
             process.join()
+
+
+def test_provider_datasets_uid_creation_failure(tmp_path, cache, context, monkeypatch, capsys):
+    uid = 4242424
+    monkeypatch.setattr(common.subprocess, "call", lambda cmd: 1)
+    directory = tmp_path / "dir"
+    directory.mkdir()
+    (directory / "configuration.json").write_text(json.dumps({"datasets_uid": uid, "inputs": {}}))
+    port = _port()
+    thread, result = _serve_in_thread(
+        "databases_provider", [f"127.0.0.1:{port}", str(directory), str(cache)]
+    )
+    try:
+        reply = _first_reply(context, port, [b"ifo", b"sample"])
+    finally:
+        thread.join(30)
+    assert reply == [b"err", b"sys", f"Failed to create an user with the UID {uid}".encode()]
+    assert result["status"] == 1

@@ -154,6 +154,28 @@ class _Child:
             f.close()
 
 
+def _wait_watching(execute: _Child, others: list[_Child], poll: float = 0.05):
+    """Wait for ``execute``; a provider/loop process that exits first stops it.
+
+    ``execute`` cannot tell a peer that never came up from a slow one; the
+    runner can: if a helper process dies while ``execute`` still runs, it is
+    terminated and the block fails with a system error. Returns
+    ``(execute's status, the process that died first or None)``.
+    """
+    while True:
+        status = execute.wait(poll)
+        if status is not None:
+            return status, None
+        for child in others:
+            if child.wait(0) is not None:
+                # give execute a moment to finish on its own (the peer may just be done)
+                status = execute.wait(2.0)
+                if status is not None:
+                    return status, None
+                execute.terminate()
+                return execute.process.returncode or 1, child
+
+
 def run_block_processes(
     run_dir: str,
     cache_root: str,
@@ -235,7 +257,12 @@ def run_block_processes(
         handler.start()
         if on_start is not None:
             on_start([c.process.pid for c in (*children, execute)])
-        status = execute.wait()
+        status, gone = _wait_watching(execute, children)
+        if gone is not None:
+            handler.system_error = handler.system_error or (
+                f"the {gone.name} process exited (status {gone.process.returncode}) "
+                "while the block was running"
+            )
     finally:
         handler.stop.set()
         if handler.is_alive():
