@@ -11,7 +11,7 @@ import time
 from ._harness import machine, table
 
 #: workload modules, in the order they run
-SUITES = ["formats", "cache"]
+SUITES = ["formats", "cache", "remote"]
 
 
 def main(argv=None) -> int:

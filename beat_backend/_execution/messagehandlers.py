@@ -110,15 +110,14 @@ class MessageHandler(threading.Thread):
     # -- the loop ----------------------------------------------------------------
 
     def run(self):
-        poller = zmq.Poller()
-        poller.register(self.socket, zmq.POLLIN)
+        socket = self.socket
         while not self.stop.is_set():
             if self.must_kill.is_set():
                 if self.kill_callback is not None:
                     self.kill_callback()
                 self.must_kill.clear()
                 break
-            if not dict(poller.poll(POLL_MS)):
+            if not socket.poll(POLL_MS):
                 continue
             frames = self.socket.recv_multipart()
             self._dispatch(frames)

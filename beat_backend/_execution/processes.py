@@ -176,7 +176,23 @@ def _wait_watching(execute: _Child, others: list[_Child], poll: float = 0.05):
                 return execute.process.returncode or 1, child
 
 
-def run_block_processes(
+def run_block_processes(*args, attempts: int = 3, **kwargs) -> ProcessResult:
+    """Run one block (see :func:`_run_once`); retried when a port was taken meanwhile.
+
+    Ports are chosen free but released before the providers bind them: when a
+    provider or the loop process could not bind ("Address already in use"),
+    the block is started again with new ports.
+    """
+    for attempt in range(1, attempts + 1):
+        result = _run_once(*args, **kwargs)
+        if result.status == 0 or "Address already in use" not in result.stderr:
+            return result
+        if attempt == attempts:
+            return result
+    return result  # pragma: no cover - loop always returns
+
+
+def _run_once(
     run_dir: str,
     cache_root: str,
     db_dir: str | None = None,

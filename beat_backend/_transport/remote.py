@@ -37,6 +37,7 @@ class RemoteDataSource(DataSource):
             raise RuntimeError(f"the dataformat `{dataformat_name}' is not valid")
         self._type = self.dataformat.type
         self._channel = channel_for(socket, what="databases provider")
+        self._name_frame = input_name.encode("utf-8")
         return True
 
     def _request(self, frames):
@@ -59,8 +60,15 @@ class RemoteDataSource(DataSource):
         if index < 0 or index >= len(self.infos):
             return (None, None, None)
         t0 = time.perf_counter()
-        reply = self._request(grammar.get(self.input_name, index))
-        _, _, payload = grammar.parse_get_reply(reply)
+        channel = self._channel
+        channel.send([grammar.GET, self._name_frame, b"%d" % index])
+        reply = channel.recv()
+        if len(reply) == 3 and reply[0] != grammar.ERR:
+            payload = reply[2]  # start/end are known locally from `ifo'
+        else:
+            if reply and reply[0] == grammar.ERR:
+                channel.send([grammar.ACK])
+            _, _, payload = grammar.parse_get_reply(reply)
         self.read_duration += time.perf_counter() - t0
         self.nb_bytes_read += len(payload)
         info = self.infos[index]
