@@ -212,6 +212,12 @@ def bind(
     return sockets, endpoints
 
 
+def close_all(sockets: Mapping[str, zmq.Socket]) -> None:
+    """Close sockets made by :func:`connect` / :func:`bind` (linger 0)."""
+    for socket in sockets.values():
+        socket.close(linger=0)
+
+
 def recv_frames(
     socket: zmq.Socket,
     timeout: float = 10.0,
@@ -334,13 +340,18 @@ def copy_dir(relative: str, destination: Path) -> Path:
 
 
 def substitute_uid(directory: Path, uid: int | None = None) -> None:
-    """Set ``"uid"`` of ``<directory>/configuration.json`` (default ``os.getuid()``)."""
+    """Set ``"uid"`` (top level and ``loop`` section) of ``<directory>/configuration.json``
+    to ``uid`` (default ``os.getuid()``); the captures ran as root (``"uid": 0``).
+    """
     import os
 
     path = Path(directory) / "configuration.json"
     config = json.loads(path.read_text(encoding="utf-8"))
-    config["uid"] = os.getuid() if uid is None else uid
-    path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    uid = os.getuid() if uid is None else uid
+    config["uid"] = uid
+    if isinstance(config.get("loop"), dict) and "uid" in config["loop"]:
+        config["loop"]["uid"] = uid
+    path.write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
 def expand_command(command: list[str], values: Mapping[str, str]) -> list[str]:

@@ -7,6 +7,7 @@ that exits, one killed with SIGKILL, a slow one, a silent one);
 
 from __future__ import annotations
 
+import socket as socket_module
 import subprocess
 import sys
 import threading
@@ -65,11 +66,24 @@ while True:
 """
 
 
+#: sockets of the running test: referenced until the context fixture closes them (a
+#: socket collected while still open warns, and warnings are errors)
+_OPEN: list = []
+
+
 @pytest.fixture
 def context():
     ctx = zmq.Context()
     yield ctx
     ctx.destroy(linger=0)
+    _OPEN.clear()
+
+
+def pair(context):
+    socket = context.socket(zmq.PAIR)
+    socket.setsockopt(zmq.LINGER, 0)
+    _OPEN.append(socket)
+    return socket
 
 
 @pytest.fixture
@@ -101,9 +115,15 @@ def no_deadline(monkeypatch):
     monkeypatch.delenv("BEAT_BACKEND_DEADLINE", raising=False)
 
 
+def free_port():
+    """A port nobody listens on (a plain socket closes at once; a zmq one lingers)."""
+    with socket_module.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def connected(context, port):
-    socket = context.socket(zmq.PAIR)
-    socket.setsockopt(zmq.LINGER, 0)
+    socket = pair(context)
     socket.connect(f"tcp://127.0.0.1:{port}")
     return socket
 
@@ -238,6 +258,24 @@ def test_peer_killed_with_sigkill_is_detected(context, peers, no_deadline):
     assert time.monotonic() - t0 < 2.5
 
 
+def test_peer_connected_before_the_channel_exists_is_detected(context, peers, no_deadline):
+    """The usual order: connect, talk, and only then build the executor (the channel)."""
+    process, port = peers("echo")
+    socket = connected(context, port)
+    socket.send_multipart([b"hello"])
+    assert socket.recv_multipart() == [b"re", b"hello"]  # the connection is up
+    channel = channel_for(socket, what="databases provider")
+    channel.send([b"ifo", b"in"])
+    assert channel.recv() == [b"re", b"ifo", b"in"]
+    process.kill()
+    process.wait(10)
+    channel.send([b"get", b"in", b"0"])
+    t0 = time.monotonic()
+    with pytest.raises(PeerGoneError, match="the databases provider process disconnected"):
+        channel.recv()
+    assert time.monotonic() - t0 < 2.5
+
+
 def test_peer_that_dies_while_we_wait_is_detected(context, peers, no_deadline):
     process, port = peers("silent")
     socket = connected(context, port)
@@ -288,9 +326,7 @@ def test_deadline_on_a_silent_alive_peer(context, peers, no_deadline):
 
 def test_peer_started_after_connect_is_waited_for(context, peers, no_deadline):
     """ZeroMQ queues a connect until the bind exists: order does not matter."""
-    probe = context.socket(zmq.PAIR)
-    port = probe.bind_to_random_port("tcp://127.0.0.1")
-    probe.close(linger=0)
+    port = free_port()
     socket = connected(context, port)
     channel = channel_for(socket)
     channel.send([b"ifo", b"in"])  # queued: nobody listens yet
@@ -316,8 +352,7 @@ def test_peer_that_comes_back_within_the_grace_period(context, peers, no_deadlin
 
 
 def test_bound_channel_detects_a_connected_peer_that_exits(context, peers, no_deadline):
-    socket = context.socket(zmq.PAIR)
-    socket.setsockopt(zmq.LINGER, 0)
+    socket = pair(context)
     port = socket.bind_to_random_port("tcp://127.0.0.1")
     channel = channel_for(socket, what="algorithm")
     process, _ = peers("connect", f"tcp://127.0.0.1:{port}")
@@ -336,7 +371,7 @@ def test_bound_channel_detects_a_connected_peer_that_exits(context, peers, no_de
 def test_channel_for_shares_one_channel_per_socket(context, peers, no_deadline):
     _, port = peers("echo")
     socket = connected(context, port)
-    other = context.socket(zmq.PAIR)  # (a PAIR peer accepts a single connection)
+    other = pair(context)  # (a PAIR peer accepts a single connection)
     channel = channel_for(socket, what="platform")
     assert channel_for(socket) is channel
     assert channel_for(socket, what="another name") is channel
@@ -389,3 +424,25 @@ def test_closed_channel_is_replaced(context, peers, no_deadline):
     socket.send_multipart([b"quit"])
     socket.close()
     assert second.closed
+
+
+def test_context_destroy_with_a_dying_peer_does_not_hang(peers, no_deadline):
+    """``context.destroy()`` closes sockets in any order; the monitor must not block it."""
+    for _ in range(3):
+        context = zmq.Context()
+        process, port = peers("echo")
+        socket = connected(context, port)
+        channel = channel_for(socket)
+        channel.send([b"x"])
+        assert channel.recv() == [b"re", b"x"]
+        process.kill()  # a `disconnected` event is on its way while we destroy
+        done = threading.Event()
+
+        def destroy(context=context, done=done):
+            context.destroy(linger=0)
+            done.set()
+
+        threading.Thread(target=destroy, daemon=True).start()
+        assert done.wait(5), "context.destroy() hangs"
+        assert socket.closed and channel.closed
+        process.wait(10)

@@ -55,12 +55,18 @@ class ZmqChannel:
         self.what = what
         self._connected = False
         self._gone_since = None
-        # a fresh inproc address each time: the default one (per socket fd) stays
-        # taken for a while after a monitor is stopped, so re-monitoring would fail
-        self._monitor = socket.get_monitor_socket(
-            zmq.EVENT_CONNECTED | zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED,
-            addr=f"inproc://beat-backend-monitor-{os.getpid()}-{next(_MONITOR_IDS)}",
-        )
+        # A fresh inproc address each time: the default one (per socket fd) stays
+        # taken for a while after a monitor is stopped, so re-monitoring would fail.
+        address = f"inproc://beat-backend-monitor-{os.getpid()}-{next(_MONITOR_IDS)}"
+        socket.monitor(address, zmq.EVENT_CONNECTED | zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        # The reading end is deliberately not registered with the context
+        # (``Context.socket`` would): ``context.destroy()`` must not close it
+        # before the monitor is stopped, or libzmq's next event blocks the I/O
+        # thread for good (a blocking send to a closed inproc peer). It is
+        # closed by ``close()``, which the socket's ``close()`` calls.
+        self._monitor = zmq.Socket(socket.context, zmq.PAIR)
+        self._monitor.setsockopt(zmq.LINGER, 0)
+        self._monitor.connect(address)
         self._poller = zmq.Poller()
         self._poller.register(socket, zmq.POLLIN)
         self._poller.register(self._monitor, zmq.POLLIN)
@@ -83,7 +89,10 @@ class ZmqChannel:
             if event in (zmq.EVENT_CONNECTED, zmq.EVENT_ACCEPTED):
                 self._connected = True
                 self._gone_since = None
-            elif event == zmq.EVENT_DISCONNECTED and self._connected:
+            elif event == zmq.EVENT_DISCONNECTED:
+                # also when the connection was made before this channel watched
+                # the socket (the usual case: connect, then build the executor)
+                self._connected = True
                 self._gone_since = time.monotonic()
 
     def peer_gone(self) -> bool:
@@ -115,7 +124,7 @@ class ZmqChannel:
             return
         try:
             if not self.socket.closed:
-                self.socket.disable_monitor()
+                self.socket.monitor(None, 0)  # stop the monitor before closing its reader
         except zmq.ZMQError:
             pass
         monitor.close(linger=0)
