@@ -5,7 +5,8 @@ prefix's ``experiments/``) run together, sharing the blocks they have in
 common. ``--launcher dask`` runs the blocks on a Dask cluster.
 
 Exit status: 0 when every block ran or was cached, 1 when a block failed,
-2 on usage errors or an invalid experiment (nothing is run then).
+2 on usage errors, an invalid experiment or a cache the Dask workers cannot
+see (nothing is run then).
 """
 
 from __future__ import annotations
@@ -67,7 +68,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--dry-run", action="store_true", help="print the plan (what runs, what is cached, why)"
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document (a list of them with several experiments)",
+    )
     parser.add_argument("--block", metavar="NAME", help="run only this block of the experiment")
     parser.add_argument(
         "--with-deps", action="store_true", help="with --block: run what it needs first"
@@ -155,6 +160,7 @@ class _Progress:
         self.total = 0
         self.finished = 0
         self.running: list[str] = []
+        self.several = False  # a sweep: items are labelled with their experiment
 
     def _bar(self):
         width = 30
@@ -167,30 +173,39 @@ class _Progress:
     def __call__(self, event, **details):
         if event == "plan":
             self.total = len(details.get("items") or details["plan"].items)
+            self.several = len(details.get("plans") or ()) > 1
         elif event == "index":
             d = details["dataset"]
             self._line(f"indexing {d.database} {d.protocol}/{d.set}")
         elif event == "start":
-            self.running.append(details["item"].name)
+            label = self._label(details["item"].name, details)
+            self.running.append(label)
             if self.tty:
                 self._bar()
             else:
-                self._line(f"[{self.finished + 1}/{self.total}] {details['item'].name}: running")
+                self._line(f"[{self.finished + 1}/{self.total}] {label}: running")
         elif event == "finish":
             outcome = details["outcome"]
-            if outcome.name in self.running:
-                self.running.remove(outcome.name)
+            label = self._label(outcome.name, details)
+            if label in self.running:
+                self.running.remove(label)
             self.finished += 1
             if self.tty:
                 self._bar()
             else:
                 self._line(
-                    f"[{self.finished}/{self.total}] {outcome.name}: {outcome.status}"
+                    f"[{self.finished}/{self.total}] {label}: {outcome.status}"
                     + (f" ({outcome.seconds:.2f} s)" if outcome.status == "ran" else "")
                 )
         elif event == "done" and self.tty:
             self.stream.write("\r" + " " * 120 + "\r")
             self.stream.flush()
+
+    def _label(self, name, details):
+        experiment = details.get("experiment")
+        if self.several and experiment:
+            return f"{experiment.rsplit('/', 1)[-1]}/{name}"
+        return name
 
     def _line(self, text):
         if self.tty:
@@ -293,7 +308,8 @@ def run(args) -> int:
                 progress=_Progress() if not args.json else (lambda event, **kw: None),
             )
     except planner.InvalidExperiment as exc:
-        print(f"experiment `{experiment}' is invalid:", file=sys.stderr)
+        name = experiment if len(experiments) == 1 else exc.name
+        print(f"experiment `{name}' is invalid:", file=sys.stderr)
         for message in exc.errors:
             print(f"  * {message}", file=sys.stderr)
         return 2

@@ -2,7 +2,8 @@
 
 The library never prints: progress goes through a callback
 ``progress(event, **details)`` with events ``plan``, ``index``, ``start``,
-``finish`` (see :class:`Outcome`) and ``done``. Blocks are launched through a
+``finish`` (see :class:`Outcome`) and ``done``; ``start`` and ``finish``
+also name the ``experiment`` the item runs for. Blocks are launched through a
 small interface (:class:`Launcher`): ``LocalLauncher`` runs the scripts as
 subprocesses on this machine; ``DaskLauncher`` (``dask_launcher``) runs them on
 the workers of a Dask cluster. Independent blocks may run in parallel
@@ -334,6 +335,9 @@ def run_experiments(
     def ready(node):
         return all(k in outcomes and outcomes[k].status in ("ran", "cached") for k in node.needs)
 
+    def owner(node):  # the experiment it runs for (the first one listing it)
+        return plans[node.members[0][0]].experiment
+
     def abandoned(node):  # every experiment it belongs to has failed
         return node.experiments <= failed
 
@@ -348,14 +352,14 @@ def run_experiments(
                 if item.status == planner.CACHED:
                     pending.remove(node)
                     outcomes[node.key] = Outcome(item.name, item.kind, "cached", 0.0, item.reason)
-                    progress("finish", outcome=outcomes[node.key])
+                    progress("finish", outcome=outcomes[node.key], experiment=owner(node))
                     continue
                 if not ready(node):
                     continue
                 pending.remove(node)
                 _clean_stale_outputs(item, cache_root)
                 started[node.key] = time.monotonic()
-                progress("start", item=item)
+                progress("start", item=item, experiment=owner(node))
                 running[pool.submit(launcher.run, item, cache_root)] = node
             for node in [n for n in pending if abandoned(n)]:
                 pending.remove(node)
@@ -401,7 +405,7 @@ def run_experiments(
                     failed |= node.experiments
                     _clean_stale_outputs(item, cache_root)
                 outcomes[node.key] = Outcome(item.name, item.kind, status, seconds, error, result)
-                progress("finish", outcome=outcomes[node.key])
+                progress("finish", outcome=outcomes[node.key], experiment=owner(node))
 
     reports = []
     for index, (the_plan, selected) in enumerate(zip(plans, selections)):
