@@ -57,6 +57,13 @@ def machine() -> str:
     )
 
 
+def load_average() -> str:
+    try:
+        return "%.2f, %.2f, %.2f" % os.getloadavg()
+    except OSError:
+        return "unknown"
+
+
 def _fmt(x: float | None) -> str:
     if x is None:
         return "-"
@@ -77,4 +84,8 @@ def table(rows: list[Row]) -> str:
             f"| {r.workload} | {_fmt(r.rate)} | {r.unit} | {_fmt(r.baseline)} | "
             f"{_fmt(r.ratio)} | {r.target} | {met} |"
         )
-    return head + "\n".join(lines) + "\n"
+    notes = [f"* {r.workload}: {r.note}" for r in rows if r.note]
+    text = head + "\n".join(lines) + "\n"
+    if notes:
+        text += "\n" + "\n".join(notes) + "\n"
+    return text

@@ -8,7 +8,12 @@ numpy scalars + a decode (small struct) for unpacking.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
 import struct
+import tempfile
 
 import numpy
 
@@ -148,4 +153,105 @@ def run(quick: bool = False) -> list[Row]:
             r >= 200_000,
         )
     )
+    rows.extend(_asset_rows(quick, repeat))
     return rows
+
+
+#: a format referencing two others (three declaration files)
+_DECLARATIONS = {
+    "user/point/1": {"x": "float64", "y": "float64"},
+    "user/label/1": {"text": "string", "id": "int32"},
+    "user/sample/1": {
+        "p": "user/point/1",
+        "l": "user/label/1",
+        "img": [64, 64, "float32"],
+        "tags": [0, "string"],
+    },
+}
+
+
+def _asset_rows(quick: bool, repeat: int) -> list[Row]:
+    """Dataformat load, hash and class build; baselines: reading / hashing the same files."""
+    n = 200 if quick else 1_000
+    root = tempfile.mkdtemp(prefix="beat_bench_formats_")
+    try:
+        paths = []
+        for name, decl in _DECLARATIONS.items():
+            path = os.path.join(root, "dataformats", name + ".json")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                json.dump(decl, f, indent=4)
+            paths.append(path)
+
+        def load():
+            for _ in range(n):
+                assert DataFormat(root, "user/sample/1").valid
+            return n
+
+        def raw_load():
+            for _ in range(n):
+                for path in paths:
+                    with open(path, "rb") as f:
+                        json.loads(f.read())
+            return n
+
+        def hash_():
+            df = DataFormat(root, "user/sample/1")
+            for _ in range(n):
+                df.hash()
+            return n
+
+        def raw_hash():
+            with open(paths[-1], "rb") as f:
+                data = f.read()
+            for _ in range(n):
+                hashlib.sha256(json.dumps(json.loads(data), sort_keys=True).encode()).hexdigest()
+            return n
+
+        fresh = iter(range(10**9))
+
+        def build_new():
+            # a structure never seen: its codec is compiled, then the class made
+            for _ in range(n // 4):
+                i = next(fresh)
+                assert DataFormat(".", {f"a{i}": "int32", "b": [0, "float64"], "c": "string"}).type
+            return n // 4
+
+        def build_known():
+            # the same structure again: the compiled codec is shared
+            for _ in range(n):
+                assert DataFormat(".", {"a": "int32", "b": [0, "float64"], "c": "string"}).type
+            return n
+
+        rows = []
+        base = rate(raw_load, repeat)
+        r = rate(load, repeat)
+        rows.append(
+            Row(
+                "dataformat load (3 files, references resolved)",
+                "loads/s",
+                r,
+                base,
+                "",
+                note="baseline: open + json.loads of the 3 files",
+            )
+        )
+        base = rate(raw_hash, repeat)
+        r = rate(hash_, repeat)
+        rows.append(
+            Row(
+                "dataformat hash",
+                "hashes/s",
+                r,
+                base,
+                "",
+                note="baseline: json.loads + sorted json.dumps + SHA-256 of the file",
+            )
+        )
+        r = rate(build_new, repeat)
+        rows.append(Row("class build, new structure (codec compiled)", "classes/s", r))
+        r = rate(build_known, repeat)
+        rows.append(Row("class build, known structure (codec shared)", "classes/s", r))
+        return rows
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -120,7 +120,7 @@ def test_truncated_mid_file_header(cache, prefix, cut):
     path = _example(cache, EXAMPLE_DATA[:cut])
     with pytest.raises(CacheError) as info:
         _setup(cache, prefix)
-    assert str(info.value) == f"data file `{path}' has a truncated header"
+    assert str(info.value) == f"data file `{path}' has a truncated header ({cut} bytes)"
 
 
 def test_a_file_holding_only_its_header_has_no_unit(cache, prefix):

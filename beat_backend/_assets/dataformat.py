@@ -211,7 +211,12 @@ class DataFormat:
 
     def _descriptor(self, field, decl):
         if isinstance(decl, DataFormat):
-            return decl.type
+            try:
+                return decl.type
+            except FormatError as exc:  # name the field that needs the broken format
+                raise type(exc)(
+                    f"{exc}\n(needed by field `{field}' of dataformat `{self.name}')"
+                ) from None
         if isinstance(decl, str):
             if is_reference(decl):
                 raise FormatTypeError(
@@ -238,8 +243,13 @@ class DataFormat:
         if self._type is not None:
             return self._type
         if self.resolved is None or self.errors:
+            details = list(self.errors)
+            base = self.referenced.get(self.extends) if self.extends else None
+            if not details and base is not None:  # the base format failed to load
+                details = [f"dataformat `{self.name}': `#extends' refers to `{self.extends}'"]
+                details += [str(e) for e in base.errors]
             raise FormatError(
-                "Cannot prototype while not properly initialized\n" + "\n".join(self.errors)
+                "Cannot prototype while not properly initialized\n" + "\n".join(details)
             )
         fields = [(field, self._descriptor(field, decl)) for field, decl in self.resolved.items()]
         self._type = make_class(self.name, self.resolved, fields)

@@ -40,16 +40,16 @@ def load_module(name: str, path: str, uses: dict | None) -> types.ModuleType:
 def run(obj, method, exc=None, *args, **kwargs):
     """Call ``obj.method(*args, **kwargs)`` (``obj(...)`` when method is ``__new__``).
 
-    Any exception is re-raised as ``exc(original)`` when ``exc`` is given,
-    carrying the original traceback (so its last frames are the user's file
-    and line) and chained to the original; without ``exc`` it propagates
-    unchanged.
+    Any exception — and ``SystemExit`` (user code calling ``sys.exit()``) — is
+    re-raised as ``exc(original)`` when ``exc`` is given, carrying the
+    original traceback (so its last frames are the user's file and line) and
+    chained to the original; without ``exc`` it propagates unchanged.
     """
     try:
         if method == "__new__":
             return obj(*args, **kwargs)
         return getattr(obj, method)(*args, **kwargs)
-    except Exception as e:
+    except (Exception, SystemExit) as e:
         if exc is None:
             raise
         raise exc(e).with_traceback(e.__traceback__) from e

@@ -5,10 +5,20 @@ destination folder (``.<final name>.<pid>.<token>.tmp``: no reader glob or
 platform check matches them), hashed while written, and renamed into place by
 a complete :meth:`close`; the checksum files come last; finished files are
 made read-only. A killed writer leaves only hidden temporaries behind.
+
+Each temporary is ``flock``-ed by its writer while open (``cache gc`` never
+removes a locked one). Publication runs under a per-set lock file
+(``.<data file name>.lock``, removed afterwards): two writers of the same
+output publish in turn, each replacing all four files (old checksums removed
+first, so an interrupted replacement looks incomplete); a writer finding the
+very same bytes already published drops its copy. The set left is always one
+writer's complete set, and identical copies never disturb readers.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -18,7 +28,7 @@ import time
 
 from .._core.jsonio import dumps_numpy
 from .base import DataSink
-from .index import data_filename, index_filename
+from .index import data_filename, index_filename, read_checksum
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +41,52 @@ def temporary_name(final: str) -> str:
     """Hidden temporary name beside ``final``, tagged with the writer's pid."""
     folder, name = os.path.split(final)
     return os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def lock_name(final: str) -> str:
+    """Hidden lock file serializing the publication of the set of ``final``."""
+    folder, name = os.path.split(final)
+    return os.path.join(folder, f".{name}.lock")
+
+
+@contextlib.contextmanager
+def publication_lock(final: str):
+    """Hold the exclusive lock of the file set of ``final`` (a data file name).
+
+    The lock file is removed on release; an acquirer that locked a file
+    removed meanwhile (its inode is no longer at the path) tries again.
+    """
+    path = lock_name(final)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            current = os.stat(path)
+        except FileNotFoundError:
+            os.close(fd)
+            continue
+        except BaseException:
+            os.close(fd)
+            raise
+        if current.st_ino == os.fstat(fd).st_ino:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def is_complete_set(data_file: str) -> bool:
+    """Whether the four files of the set of ``data_file`` exist."""
+    index = index_filename(data_file)
+    return all(
+        os.path.isfile(p) for p in (data_file, index, data_file + ".checksum", index + ".checksum")
+    )
 
 
 def publish_text(path: str, text: str) -> None:
@@ -57,6 +113,8 @@ class _HashingWriter:
     def __init__(self, path):
         self.path = path
         self.file = open(path, "xb", buffering=0)  # noqa: SIM115 - closed in close()
+        # held while the file is open: `cache gc' never removes a locked temporary
+        fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.sha = hashlib.sha256()
         self.buf = bytearray()
 
@@ -252,11 +310,38 @@ class CachedDataSink(DataSink):
             raise
         self.data_file = None
         self.index_file = None
-        os.replace(data_file.path, self.filename)
-        os.replace(index_file.path, self._index_filename)
-        publish_text(self.filename + ".checksum", data_file.sha.hexdigest())
-        publish_text(self._index_filename + ".checksum", index_file.sha.hexdigest())
+        try:
+            with publication_lock(self.filename):
+                self._publish(data_file, index_file)
+        except BaseException:
+            for writer in (data_file, index_file):
+                with contextlib.suppress(OSError):
+                    os.unlink(writer.path)
+            raise
         return True
+
+    def _publish(self, data_file, index_file):
+        """Rename the temporaries into place, then write the checksums (under the lock)."""
+        data_sum, index_sum = data_file.sha.hexdigest(), index_file.sha.hexdigest()
+        index = self._index_filename
+        if is_complete_set(self.filename) and (
+            read_checksum(self.filename + ".checksum"),
+            read_checksum(index + ".checksum"),
+        ) == (data_sum, index_sum):
+            # another writer of this output published the same bytes: keep its files
+            logger.info(
+                "`%s' was published meanwhile: this identical copy is dropped", self.filename
+            )
+            for writer in (data_file, index_file):
+                os.unlink(writer.path)
+            return
+        for checksum in (self.filename + ".checksum", index + ".checksum"):
+            with contextlib.suppress(FileNotFoundError):  # the old set is incomplete first
+                os.unlink(checksum)
+        os.replace(data_file.path, self.filename)
+        os.replace(index_file.path, index)
+        publish_text(self.filename + ".checksum", data_sum)
+        publish_text(index + ".checksum", index_sum)
 
     def __del__(self):
         try:

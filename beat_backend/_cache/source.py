@@ -68,7 +68,7 @@ def _read_header(buf, path):
     first = buf.find(b"\n")
     second = buf.find(b"\n", first + 1) if first >= 0 else -1
     if first < 0 or second < 0:
-        raise CacheError(f"data file `{path}' has a truncated header")
+        raise CacheError(f"data file `{path}' has a truncated header ({len(buf)} bytes)")
     try:
         encoding = bytes(buf[:first]).decode("ascii")
         name = bytes(buf[first + 1 : second]).decode("utf-8")
@@ -158,7 +158,7 @@ class CachedDataSource(DataSource):
                 )
             if self.dataformat is None:
                 self.encoding = encoding
-                self.dataformat = self._load_format(name, prefix)
+                self.dataformat = self._load_format(name, prefix, path)
             _scan(buf, offset, path, file_index, start_index, end_index, self.infos)
         self._type = self.dataformat.type
         # the maps stay open for the reads, but no unit was read yet
@@ -168,7 +168,7 @@ class CachedDataSource(DataSource):
         return True
 
     @staticmethod
-    def _load_format(name, prefix):
+    def _load_format(name, prefix, path="?"):
         from .._assets.dataformat import DataFormat
 
         if name.startswith("analysis:"):
@@ -183,7 +183,10 @@ class CachedDataSource(DataSource):
             return algo.result_dataformat()
         df = DataFormat(prefix, name)
         if not df.valid:
-            raise RuntimeError(f"the dataformat `{name}' is not valid\n" + "\n".join(df.errors))
+            raise RuntimeError(
+                f"the dataformat `{name}' is not valid\n"
+                + "\n".join([*df.errors, f"(named by the header of `{path}')"])
+            )
         return df
 
     # -- files ----------------------------------------------------------------
@@ -278,6 +281,30 @@ class CachedDataSource(DataSource):
         self.nb_bytes_read += info.size
         self.read_duration += time.perf_counter() - t0
         return (data, info.start_index, info.end_index)
+
+    def wire_payload(self, position):
+        """``(payload, start, end)`` of unit ``position`` for a ``get`` reply.
+
+        Binary files: the cached bytes as they are (the record without its
+        trailing newline), a ``memoryview`` of the file's memory map, never
+        unpacked and packed again; the map stays alive as long as the view
+        (ZeroMQ may send it after ``send`` returned). JSON files: packed.
+        """
+        info = self.infos[position]
+        if self.encoding != "binary":
+            unpack, self.unpack = self.unpack, True
+            try:
+                data = self[position][0]
+            finally:
+                self.unpack = unpack
+            return data.pack(), info.start_index, info.end_index
+        fi = info.file_index
+        view = self._views.get(fi)
+        if view is None:
+            self._map(fi)
+            view = self._views[fi]
+        self.nb_bytes_read += info.size
+        return view[info.offset : info.offset + info.size - 1], info.start_index, info.end_index
 
     # -- pickling ---------------------------------------------------------------
 

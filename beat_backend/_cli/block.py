@@ -78,6 +78,21 @@ def _ensure_indexes(prefix: str, cache: str, inputs: dict) -> None:
             )
 
 
+def _read_configuration(path: str) -> dict:
+    """The block's runner configuration, checked before anything runs (``CommandError``)."""
+    from .._core.errors import AssetNameError, DeclarationError
+    from .._core.jsonio import loads_declaration
+    from .._execution.config import check_runner_configuration
+
+    try:
+        with open(path, "rb") as f:
+            config = loads_declaration(f.read(), path)
+        check_runner_configuration(config, path)
+    except (AssetNameError, DeclarationError) as exc:
+        raise CommandError(str(exc)) from None
+    return config
+
+
 def run(args) -> int:
     from .._assets.database import Database
     from .._execution.planner import dumps_configuration
@@ -90,8 +105,7 @@ def run(args) -> int:
         raise CommandError(
             f"`{config_path}' not found (a block directory holds configuration.json)"
         )
-    with open(config_path, encoding="utf-8") as f:
-        config = json.load(f)
+    config = _read_configuration(config_path)
     cache = os.path.abspath(args.cache or default_cache())
     os.makedirs(cache, exist_ok=True)
 

@@ -24,6 +24,7 @@ COMMANDS: tuple[str, ...] = (
     "check",
     "run",
     "block",
+    "cache",
     # the BEAT scripts (same arguments as the console scripts)
     "scripts.execute",
     "scripts.loop_execute",

@@ -89,11 +89,16 @@ def _make_numpy_encoder():
     return NumpyJSONEncoder
 
 
-NumpyJSONEncoder = _make_numpy_encoder()
+def __getattr__(name):
+    # built on first use: importing simplejson costs every process start
+    if name == "NumpyJSONEncoder":
+        encoder = globals()["NumpyJSONEncoder"] = _make_numpy_encoder()
+        return encoder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def dumps_numpy(obj, indent=4) -> str:
     """Serialise with :class:`NumpyJSONEncoder`, keeping key order."""
     import simplejson
 
-    return simplejson.dumps(obj, indent=indent, cls=NumpyJSONEncoder)
+    return simplejson.dumps(obj, indent=indent, cls=__getattr__("NumpyJSONEncoder"))

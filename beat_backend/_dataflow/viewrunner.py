@@ -3,7 +3,8 @@
 Index file (algorithms-and-execution.md §9.4): a UTF-8 JSON array, one object
 per entry, default separators, no indentation, named tuples as objects with
 their fields in tuple order, numpy values as numbers. It is written
-atomically (temporary name + rename): a crash never leaves a partial index.
+atomically (temporary name + rename, read-only): a crash never leaves a
+partial index.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def write_index(filename: str, text: str) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o444)  # finished cache files are read-only
         os.replace(tmp, filename)
     except BaseException:
         try:

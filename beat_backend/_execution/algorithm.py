@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import time
 
 from .._assets.algorithm import Algorithm
+from .._core.errors import PeerGoneError
+from .._core.jsonio import loads_declaration
 from .._dataflow.stats import io_statistics
 from .._transport import grammar
-from .._transport.channel import channel_for
+from .._transport.channel import GRACE, SLICE, channel_for
+from .._transport.pipeline import request as pipeline_request
+from .config import check_runner_configuration
 from .loop import LoopChannel
 from .wiring import AccessMode, create_inputs_from_configuration, create_outputs_from_configuration
 
@@ -17,9 +21,10 @@ logger = logging.getLogger(__name__)
 
 
 def read_configuration(directory: str) -> dict:
-    """``<directory>/configuration.json`` (key order kept)."""
-    with open(os.path.join(directory, "configuration.json"), encoding="utf-8") as f:
-        return json.load(f)
+    """``<directory>/configuration.json`` (key order kept; a syntax error names the file)."""
+    path = os.path.join(directory, "configuration.json")
+    with open(path, "rb") as f:
+        return loads_declaration(f.read(), path)
 
 
 def advance(input_list) -> None:
@@ -34,12 +39,9 @@ def advance(input_list) -> None:
 
 def request(socket, frames, what: str) -> list:
     """Send a request and return its reply (``RemoteException`` on ``err``)."""
-    channel = channel_for(socket, what=what)
-    channel.send(frames)
-    reply = channel.recv()
-    if reply and reply[0] == grammar.ERR:
-        channel.send([grammar.ACK])
-        grammar.raise_if_error(reply)
+    # after the replies of the ``get`` requests still in flight (read-ahead)
+    reply = pipeline_request(channel_for(socket, what=what), frames)
+    grammar.raise_if_error(reply)
     return reply
 
 
@@ -62,6 +64,7 @@ class AlgorithmExecutor:
         self.loop_socket = loop_socket
         self.directory = directory
         self.data = read_configuration(directory)
+        check_runner_configuration(self.data, os.path.join(directory, "configuration.json"))
         self.cache = cache_root
         self.prefix = os.path.join(directory, "prefix")
         self.algorithm = Algorithm(
@@ -170,6 +173,8 @@ class AlgorithmExecutor:
                     outputs=self.output_list,
                     loop_channel=self.loop_channel,
                 )
+            if retval:
+                self._check_provider()
         except BaseException:
             # a failed block never leaves a complete-looking output behind
             self._discard_outputs()
@@ -185,6 +190,25 @@ class AlgorithmExecutor:
         statistics = io_statistics(self.data, self.input_list, self.output_list)
         self.done(statistics)
         return True
+
+    def _check_provider(self):
+        """``PeerGoneError`` if the databases provider died (data read ahead may hide it).
+
+        Checked before the outputs are published: a block whose provider died
+        never leaves a complete-looking output behind (spec §7).
+        """
+        if self.db_socket is None:
+            return
+        channel = channel_for(self.db_socket, what="databases provider")
+        disconnected = getattr(channel, "disconnected", None)
+        if disconnected is None or not disconnected():
+            return
+        limit = time.monotonic() + GRACE + SLICE  # a peer may reconnect within GRACE
+        while not channel.peer_gone():
+            if not disconnected() or time.monotonic() > limit:
+                return
+            time.sleep(SLICE)
+        raise PeerGoneError(f"the {channel.what} process disconnected (it died or exited)")
 
     def _discard_outputs(self):
         for output in self.output_list:

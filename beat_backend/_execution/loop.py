@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 
 from .._assets.algorithm import Algorithm
 from .._assets.dataformat import DataFormat
+from .._core.errors import DeclarationError
+from .._core.jsonio import loads_declaration
 from .._transport import grammar
 from .._transport.channel import channel_for
+from .config import check_runner_configuration
 from .wiring import AccessMode, create_inputs_from_configuration, create_outputs_from_configuration
 
 logger = logging.getLogger(__name__)
@@ -77,8 +79,13 @@ class LoopExecutor:
         self.message_handler = message_handler
         self.directory = directory
         self.db_socket = db_socket
-        with open(os.path.join(directory, "configuration.json"), encoding="utf-8") as f:
-            self.data = json.load(f)["loop"]
+        path = os.path.join(directory, "configuration.json")
+        with open(path, "rb") as f:
+            config = loads_declaration(f.read(), path)
+        if not isinstance(config, dict) or not isinstance(config.get("loop"), dict):
+            raise DeclarationError(f"configuration `{path}': loop: missing")
+        self.data = config["loop"]
+        check_runner_configuration(self.data, path, "loop")
         self.cache = cache_root
         self.prefix = os.path.join(directory, "prefix")
         self.errors = []
@@ -154,3 +161,12 @@ class LoopExecutor:
     def close(self):
         for output in getattr(self, "output_list", []):
             output.close()
+
+    def discard(self):
+        """Drop the outputs being written (the processor is gone: nothing is published)."""
+        for output in getattr(self, "output_list", []):
+            discard = getattr(output.data_sink, "discard", None)
+            if discard is not None:
+                discard()
+            else:
+                output.close()

@@ -18,6 +18,7 @@ import zmq
 
 from .._core.errors import ProtocolError
 from .._transport import grammar
+from .._transport.channel import readable, recv_frames, send_frames
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,21 @@ _ARITY = {
     grammar.VAL: (1, 1),
     grammar.WRT: (2, 2),
     grammar.RDI: (0, 0),
+    grammar.GTB: (3, 3),
 }
+
+
+#: longest frame quoted whole in error messages (longer ones are cut, ``...`` added)
+_QUOTE = 8192
+
+
+def _quoted(frame) -> str:
+    """A received frame as text for an error message (UTF-8, cut after 8 KiB)."""
+    if not isinstance(frame, (bytes, bytearray, memoryview)):
+        return str(frame)
+    frame = bytes(frame)
+    text = frame[:_QUOTE].decode("utf-8", "replace")
+    return text + "..." if len(frame) > _QUOTE else text
 
 
 class _Failure(Exception):
@@ -85,6 +100,8 @@ class MessageHandler(threading.Thread):
         self.system_error = ""
         self.stop = threading.Event()
         self.must_kill = threading.Event()
+        #: set when a watched client disconnected (see :meth:`watch_client`)
+        self.client_gone = False
         self.data_sources = None
         self.callbacks = {grammar.DON: self.done, grammar.ERR: self.error}
         if data_sources is not None:
@@ -97,6 +114,7 @@ class MessageHandler(threading.Thread):
         self.data_sources = data_sources
         self.callbacks[grammar.IFO] = self.infos
         self.callbacks[grammar.GET] = self.get_data
+        self.callbacks[grammar.GTB] = self.get_batch  # beat_backend clients only
 
     def destroy(self):
         """Close the socket (and the context if this handler created it)."""
@@ -106,6 +124,29 @@ class MessageHandler(threading.Thread):
 
     def kill(self):
         self.must_kill.set()
+
+    def watch_client(self) -> None:
+        """Stop serving when the connected client disconnects for good (it died).
+
+        Used by the scripts that bind (``databases_provider``, ``loop_execute``):
+        a server whose client is gone would otherwise wait for requests forever.
+        The handler then records a system error and sets ``client_gone``.
+        """
+        from .._transport.channel import channel_for
+
+        self._client = channel_for(self.socket, what="client")
+
+    def _client_gone(self) -> bool:
+        client = self.__dict__.get("_client")
+        if client is None or not client.peer_gone():
+            return False
+        self.client_gone = True
+        self.system_error = self.system_error or (
+            "the client process disconnected (it died or exited) before `don'"
+        )
+        logger.error("%s", self.system_error)
+        self.stop.set()
+        return True
 
     # -- the loop ----------------------------------------------------------------
 
@@ -117,10 +158,12 @@ class MessageHandler(threading.Thread):
                     self.kill_callback()
                 self.must_kill.clear()
                 break
-            if not socket.poll(POLL_MS):
+            # requests sent ahead are already there: no poll (system call) for them
+            if not readable(socket) and not socket.poll(POLL_MS):
+                if self._client_gone():
+                    break
                 continue
-            frames = self.socket.recv_multipart()
-            self._dispatch(frames)
+            self._dispatch(recv_frames(socket))
         logger.debug("%s stopped", self.name)
 
     def _dispatch(self, frames):
@@ -130,7 +173,7 @@ class MessageHandler(threading.Thread):
             if handler is None:
                 raise _Failure(
                     "usr",
-                    f"Command `{command.decode('utf-8', 'replace')}' is not implemented - "
+                    f"Command `{_quoted(command)}' is not implemented - "
                     "stopping user process",
                     "system",
                 )
@@ -149,7 +192,7 @@ class MessageHandler(threading.Thread):
             self._fail(_Failure("sys", str(exc), "system"))
         except RuntimeError:
             self._fail(_Failure("usr", traceback.format_exc().strip(), "user"))
-        except Exception:
+        except (Exception, SystemExit):  # a dying serving thread would leave its peer waiting
             shown = " ".join(grammar.show(f) for f in frames)
             message = (
                 f"A problem occurred while performing command `{shown}' killing user process. "
@@ -169,7 +212,8 @@ class MessageHandler(threading.Thread):
         self.stop.set()
 
     def _reply(self, frames, copy=True):
-        self.socket.send_multipart(frames, copy=copy)
+        # copy=False: large frames (e.g. a memoryview of a cache file) are not copied
+        send_frames(self.socket, frames, copy)
 
     # -- commands ----------------------------------------------------------------
 
@@ -197,7 +241,7 @@ class MessageHandler(threading.Thread):
         key = name.decode("utf-8", "replace") if isinstance(name, bytes) else name
         source = self.data_sources.get(key) if self.data_sources is not None else None
         if source is None:
-            raise _Failure("sys", f"Unknown input: {key}", "system")
+            raise _Failure("sys", f"Unknown input: {_quoted(name)}", "system")
         return source
 
     def infos(self, name):
@@ -208,12 +252,16 @@ class MessageHandler(threading.Thread):
     def get_data(self, name, index):
         """Syntax: ``get <name> <position>`` → ``start end payload``."""
         source = self._source(name)
-        shown = index.decode("utf-8", "replace") if isinstance(index, bytes) else str(index)
-        try:
-            position = grammar.decode_int(index, "index") if isinstance(index, bytes) else index
-        except ProtocolError:
-            raise _Failure("sys", f"Invalid index: {shown}", "system") from None
+        # fast path: a few ASCII digits (int() refuses more than 4300 digits)
+        if isinstance(index, bytes) and len(index) <= 18 and index.isdigit():
+            position = int(index)
+        else:
+            try:
+                position = grammar.decode_int(index, "index") if isinstance(index, bytes) else index
+            except ProtocolError:
+                position = -1
         if position < 0 or position >= len(source):
+            shown = _quoted(index)
             raise _Failure("sys", f"Invalid index: {shown}", "system")
         wire = getattr(source, "wire_payload", None)
         if wire is not None:
@@ -221,9 +269,52 @@ class MessageHandler(threading.Thread):
         else:
             data, start, end = source[position]
             if data is None:
+                shown = _quoted(index)
                 raise _Failure("sys", f"Invalid index: {shown}", "system")
             payload = data if isinstance(data, (bytes, bytearray, memoryview)) else data.pack()
-        self._reply(grammar.get_reply(start, end, payload), copy=len(payload) < 65536)
+        self._reply([b"%d" % start, b"%d" % end, payload], copy=False)
+
+    def get_batch(self, name, first, count):
+        """Syntax: ``gtb <name> <first> <count>`` → ``<count> <payload> ...`` (grammar.GTB).
+
+        A beat_backend extension (read-ahead in one message per batch). When
+        a unit fails, the units before it are sent first, then the error
+        reply of that unit (so the client raises at the unit where it happened).
+        """
+        source = self._source(name)
+        try:
+            start = grammar.decode_int(first, "index")
+            n = grammar.decode_int(count, "count")
+        except ProtocolError:
+            raise _Failure(
+                "sys", f"Invalid index: {_quoted(first)} {_quoted(count)}", "system"
+            ) from None
+        if n < 1 or n > grammar.GTB_MAX:
+            raise _Failure("sys", f"Invalid count: {_quoted(count)}", "system")
+        size = len(source)
+        wire = getattr(source, "wire_payload", None)
+        frames = [b""]
+        try:
+            for position in range(start, start + n):
+                if position < 0 or position >= size:
+                    raise _Failure("sys", f"Invalid index: {position}", "system")
+                if wire is not None:
+                    payload = wire(position)[0]
+                else:
+                    data = source[position][0]
+                    if data is None:
+                        raise _Failure("sys", f"Invalid index: {position}", "system")
+                    payload = (
+                        data if isinstance(data, (bytes, bytearray, memoryview)) else data.pack()
+                    )
+                frames.append(payload)
+        except BaseException:
+            if len(frames) > 1:  # the units before the failing one
+                frames[0] = b"%d" % (len(frames) - 1)
+                self._reply(frames, copy=False)
+            raise
+        frames[0] = b"%d" % n
+        self._reply(frames, copy=False)
 
     def send_error(self, message, kind="usr"):
         """Send ``err <kind> <message>``, then wait (at most 5 s) for any acknowledgement."""

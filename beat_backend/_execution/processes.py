@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 
+from .._transport.channel import default_deadline
+from .._transport.remote import PEER_ENV
 from .messagehandlers import MessageHandler
 
 #: how long a provider / loop process may take to exit after SIGTERM
@@ -73,7 +75,7 @@ def _prctl():
     return prctl
 
 
-def _die_with_parent_hook():
+def die_with_parent_hook():
     """A ``preexec_fn`` killing the child when its parent dies (Linux ``PR_SET_PDEATHSIG``).
 
     Used where the parent may be killed without notice (a Dask worker): its
@@ -108,11 +110,13 @@ class _Child:
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,
-            preexec_fn=_die_with_parent_hook() if die_with_parent else None,
+            preexec_fn=die_with_parent_hook() if die_with_parent else None,
         )
         self.rusage = None
         self.stdout = ""
         self.stderr = ""
+        #: set when the runner gave up on it because it was stopped too long
+        self.stalled = False
 
     def wait(self, timeout=None):
         """Wait for the process (reaping it with its resource usage)."""
@@ -128,10 +132,19 @@ class _Child:
             time.sleep(0.01)
         return self.process.returncode
 
+    def stopped(self) -> bool:
+        """Whether the process is stopped (SIGSTOP, a debugger): it can make no progress."""
+        try:
+            with open(f"/proc/{self.process.pid}/stat", encoding="ascii", errors="replace") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+        except (OSError, IndexError):
+            return False
+
     def terminate(self):
         if self.process.returncode is None:
             try:
                 os.killpg(self.process.pid, signal.SIGTERM)
+                os.killpg(self.process.pid, signal.SIGCONT)  # a stopped process gets it too
             except ProcessLookupError:
                 pass
             if self.wait(TERM_GRACE) is None:
@@ -154,14 +167,19 @@ class _Child:
             f.close()
 
 
-def _wait_watching(execute: _Child, others: list[_Child], poll: float = 0.05):
+def _wait_watching(
+    execute: _Child, others: list[_Child], poll: float = 0.05, deadline: float | None = None
+):
     """Wait for ``execute``; a provider/loop process that exits first stops it.
 
     ``execute`` cannot tell a peer that never came up from a slow one; the
     runner can: if a helper process dies while ``execute`` still runs, it is
-    terminated and the block fails with a system error. Returns
-    ``(execute's status, the process that died first or None)``.
+    terminated and the block fails with a system error. With a ``deadline``
+    (``BEAT_BACKEND_DEADLINE``), a process stopped (SIGSTOP) for longer than
+    that fails the block the same way. Returns ``(execute's status, the
+    process that died or stalled first or None)``.
     """
+    stopped_since: dict[int, float] = {}
     while True:
         status = execute.wait(poll)
         if status is not None:
@@ -172,8 +190,31 @@ def _wait_watching(execute: _Child, others: list[_Child], poll: float = 0.05):
                 status = execute.wait(2.0)
                 if status is not None:
                     return status, None
+                if execute.stopped():  # the helper is done (or gone), execute cannot go on
+                    execute.stalled = True
+                    child = execute
                 execute.terminate()
                 return execute.process.returncode or 1, child
+        if deadline is None:
+            continue
+        now = time.monotonic()
+        for child in (execute, *others):
+            if not child.stopped():
+                stopped_since.pop(id(child), None)
+            elif now - stopped_since.setdefault(id(child), now) > deadline:
+                child.stalled = True
+                execute.terminate()
+                return execute.process.returncode or 1, child
+
+
+def _describe_status(status: int | None) -> str:
+    """``status 1`` or ``killed by SIGKILL`` for a process exit status."""
+    if status is not None and status < 0:
+        try:
+            return f"killed by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"killed by signal {-status}"
+    return f"status {status}"
 
 
 def run_block_processes(*args, attempts: int = 3, **kwargs) -> ProcessResult:
@@ -209,6 +250,9 @@ def _run_once(
     them (``PR_SET_PDEATHSIG``), for callers that may be killed (Dask workers).
     """
     env = dict(os.environ if env is None else env)
+    # our own databases_provider serves these scripts: they may ask it for
+    # units in `gtb' batches (a beat_backend extension of the grammar)
+    env[PEER_ENV] = "beat_backend"
     children: list[_Child] = []
     handler = MessageHandler("127.0.0.1")
     t0 = time.monotonic()
@@ -273,11 +317,22 @@ def _run_once(
         handler.start()
         if on_start is not None:
             on_start([c.process.pid for c in (*children, execute)])
-        status, gone = _wait_watching(execute, children)
-        if gone is not None:
+        deadline = default_deadline()
+        status, gone = _wait_watching(execute, children, deadline=deadline)
+        if gone is not None and gone.stalled:
+            limit = "" if deadline is None else f" for more than {deadline:g} s"
             handler.system_error = handler.system_error or (
-                f"the {gone.name} process exited (status {gone.process.returncode}) "
+                f"the {gone.name} process was stopped{limit} while the block was running"
+            )
+        elif gone is not None:
+            handler.system_error = handler.system_error or (
+                f"the {gone.name} process exited ({_describe_status(gone.process.returncode)}) "
                 "while the block was running"
+            )
+        elif status != 0 and not (handler.user_error or handler.system_error):
+            handler.system_error = (
+                f"the execute process exited ({_describe_status(status)}) without reporting "
+                "an error"
             )
     finally:
         handler.stop.set()

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from .._core.names import confined_path
 from . import planner
-from .processes import ProcessResult, run_block_processes
+from .processes import ProcessResult, die_with_parent_hook, run_block_processes
 
 Progress = Callable[..., None]
 
@@ -135,6 +135,8 @@ def run_item(
             loop_db_dir=loop_db_dir,
             has_loop=item.kind == "loop",
             debug=debug,
+            # a killed runner takes its scripts with it: none goes on publishing outputs
+            die_with_parent=True,
         )
     finally:
         if not keep_dirs:
@@ -158,7 +160,9 @@ def build_indexes(plan: planner.Plan, progress: Progress = _no_progress) -> None
             dataset.protocol,
             dataset.set,
         ]
-        done = subprocess.run(command, capture_output=True, text=True)
+        done = subprocess.run(
+            command, capture_output=True, text=True, preexec_fn=die_with_parent_hook()
+        )
         target = confined_path(plan.cache_root, dataset.path, "dataset index path")
         if done.returncode != 0 or not os.path.exists(target):
             raise RuntimeError(

@@ -197,7 +197,7 @@ class baseformat:  # BEAT's (lower-case) name
                     d[name] = codec.unpack_scalar(descriptor, fd)
         except DecodingError:
             raise
-        except (ValueError, OverflowError, MemoryError) as exc:
+        except (ValueError, TypeError, OverflowError, MemoryError, SystemError) as exc:
             raise DecodingError(
                 f"cannot decode dataformat `{self._name}': {type(exc).__name__}: {exc}"
             ) from None
@@ -209,7 +209,8 @@ class baseformat:  # BEAT's (lower-case) name
             return cls._decode(buf, offset, share, into)
         except DecodingError:
             raise
-        except (ValueError, TypeError, OverflowError, MemoryError) as exc:
+        # SystemError: numpy's answer to invalid code points in a `U<n>' field
+        except (ValueError, TypeError, OverflowError, MemoryError, SystemError) as exc:
             raise DecodingError(
                 f"cannot decode dataformat `{cls._name}': {type(exc).__name__}: {exc}"
             ) from None

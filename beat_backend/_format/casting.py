@@ -109,7 +109,14 @@ def setup_scalar(formatname, attrname, dtype, value, casting, add_defaults):
             )
     if isinstance(value, numpy.generic) and value.dtype == dtype:
         return value
-    return dtype.type(value)
+    try:
+        return dtype.type(value)
+    except (TypeError, ValueError) as exc:  # OverflowError is numpy's own (spec §5.2)
+        # same type as before, but naming the field, the format and the value
+        raise type(exc)(
+            f"cannot cast attribute `{attrname}' on dataformat `{formatname}' to `{dtype}': "
+            f"value {value!r:.80} ({exc})"
+        ) from None
 
 
 def _is_empty(value) -> bool:
@@ -170,7 +177,12 @@ def setup_array(formatname, attrname, shape, dtype, value, casting, add_defaults
             ) from None
         _check_shape(formatname, attrname, shape, src)
         if dtype is str:
-            _check_strings(src)
+            try:
+                _check_strings(src)
+            except TypeError as exc:
+                raise CastingError(
+                    f"{exc} (array attribute `{attrname}' on dataformat `{formatname}')"
+                ) from None
             out = new_string_array(src.shape)
             numpy.ndarray.__setitem__(out, Ellipsis, src)
             return out

@@ -40,8 +40,10 @@ _STRUCT_CODES = {
     "bool": "?",
 }
 
-#: above this many elements, a zero-element-size nested array is refused
-_MAX_EMPTY_ELEMENTS = 1 << 24
+#: above this many elements, a zero-element-size nested array is refused (its
+#: encoding is only the dimensions: 8 bytes could otherwise ask for 16 million
+#: objects, seconds and gigabytes of work)
+_MAX_EMPTY_ELEMENTS = 1 << 16
 
 
 def _le(dtype: numpy.dtype) -> numpy.dtype:
@@ -127,7 +129,9 @@ def unpack_scalar(dtype, fd):
         return read_string(fd)[0]
     if isinstance(dtype, numpy.dtype):
         data = _read_exact(fd, dtype.itemsize)
-        return numpy.frombuffer(data, dtype=_le(dtype), count=1)[0].astype(dtype)[()]
+        value = numpy.frombuffer(data, dtype=_le(dtype), count=1)[0]
+        # as the buffer decoder does (a ``S<n>`` element has no ``[()]``)
+        return value.astype(dtype)[()] if value.dtype != dtype else value
     return dtype().unpack_from(fd)
 
 

@@ -30,6 +30,17 @@ SYS = b"sys"
 
 COMMANDS = (DON, ERR, IFO, GET, VAL, WRT, RDI)
 
+#: beat_backend extension, sent only to a peer known out of band to be
+#: beat_backend (a classic handler stops on an unknown command):
+#: ``gtb <name> <first position> <count>`` -> ``<count> <payload> ... <payload>``
+#: (the units ``first .. first + count - 1``; start/end are known from ``ifo``).
+#: When unit ``first + j`` fails, the reply carries the ``j`` units before it
+#: (``<j> <payload> ...``, nothing when ``j == 0``) and the classic ``err``
+#: reply follows as the next message; the handler then stops.
+GTB = b"gtb"
+#: most units a ``gtb`` may ask for
+GTB_MAX = 4096
+
 #: frames longer than this are never decoded as text in error messages
 _SHOW = 20
 
@@ -90,6 +101,10 @@ def ifo(name: str) -> list[bytes]:
 
 def get(name: str, position: int) -> list[bytes]:
     return [GET, name.encode("utf-8"), encode_int(position)]
+
+
+def gtb(name: str, first: int, count: int) -> list[bytes]:
+    return [GTB, name.encode("utf-8"), encode_int(first), encode_int(count)]
 
 
 def val(packed: bytes) -> list[bytes]:

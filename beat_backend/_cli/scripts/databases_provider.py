@@ -82,6 +82,7 @@ def _run(args, logger) -> int:
         logger.error("cannot bind to %s:\n%s", args.addr, traceback.format_exc())
         return 1
     logger.debug("bound to %s", handler.address)
+    handler.watch_client()  # a dead client must not leave this process waiting forever
     try:
         return _serve(args, logger, handler)
     finally:
@@ -117,7 +118,14 @@ def _serve(args, logger, handler) -> int:
             if config is None:
                 raise common.SystemFailure(f"Configuration section '{args.conf_name}' not found")
 
+        from ..._core.errors import AssetNameError, DeclarationError
+        from ..._execution.config import check_provider_configuration
         from ..._execution.database import DBExecutor
+
+        try:  # before any file is opened: names the file, the field and the value
+            check_provider_configuration(config, path, args.conf_name or "")
+        except (AssetNameError, DeclarationError) as exc:
+            raise common.SystemFailure(str(exc)) from None
 
         # user errors start at <dir>/prefix/databases/, shown as databases/<name>/<version>.py
         with common.user_code(databases, user_call=False, relative_to=prefix):
@@ -134,6 +142,9 @@ def _serve(args, logger, handler) -> int:
         executor.process()
         logger.debug("serving on %s", handler.address)
         executor.wait()
+        if handler.client_gone:
+            logger.error("System error: %s", handler.system_error)
+            return 1
         if handler.user_error or handler.system_error:
             # replied as `err' to the client; the reference still exits 0
             logger.debug("stopped after an error reply")

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import traceback
 
@@ -183,13 +184,21 @@ def _execute(args, logger, socket, db_socket, loop_socket, platform) -> int:
 
 
 def _send_error(logger, channel, kind: str, message: str) -> None:
-    """``err <kind> <message>`` to the platform, then wait (at most 5 s) for its ``ack``."""
+    """``err <kind> <message>`` to the platform, then wait (at most 5 s, or the deadline) for
+    its ``ack``."""
     from ..._core.errors import PeerGoneError
     from ..._transport import grammar
 
     logger.debug("send: (err) %s", kind)
     channel.send(grammar.err(kind, message))
-    for attempt in range(1, _ACK_TRIES + 1):
+    # with a configured deadline (BEAT_BACKEND_DEADLINE), a stopped platform is not
+    # waited for longer than that
+    deadline = getattr(channel, "deadline", None)
+    tries = _ACK_TRIES if deadline is None else max(1, min(_ACK_TRIES, math.ceil(deadline)))
+    if getattr(channel, "missed_deadline", False):
+        logger.error("the platform did not answer within the deadline: not waiting for `ack'")
+        return
+    for attempt in range(1, tries + 1):
         try:
             reply = channel.recv(timeout=_ACK_SLICE)
         except PeerGoneError:

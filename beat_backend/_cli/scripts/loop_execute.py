@@ -82,6 +82,7 @@ def _run(args, logger) -> int:
         logger.error("cannot bind to %s:\n%s", args.addr, traceback.format_exc())
         return 1
     logger.debug("bound to %s", handler.address)
+    handler.watch_client()  # a dead client must not leave this process waiting forever
 
     context = None
     db_socket = None
@@ -146,6 +147,10 @@ def _evaluate(args, logger, handler, db_socket) -> int:
         executor.process()
         logger.debug("serving on %s", handler.address)
         executor.wait()
+        if handler.client_gone:  # the processor died: publish nothing
+            executor.discard()
+            logger.error("System error: %s", handler.system_error)
+            return 1
         executor.close()
         if handler.user_error or handler.system_error:
             logger.debug("stopped after an error reply")

@@ -1,0 +1,397 @@
+"""Cache maintenance: verify every file set, collect the garbage of dead writers.
+
+Pure library functions behind ``beat-backend cache verify`` / ``cache gc``:
+they never print; progress goes through an optional callback
+``progress(done, total, path)``.
+
+* :func:`verify_cache` re-checks, for every output of the cache (the file sets
+  ``<P>.<s>.<e>.{data,index}[.checksum]`` sharing a base ``P``), both
+  checksums of each set, that every record of the data file can be located
+  (header, record headers within the file), that the index lists exactly the
+  records of the data file, and that split sets are contiguous. Each output is
+  ``ok``, ``corrupt`` (a file disagrees with its checksum or its companion) or
+  ``incomplete`` (a file of a set is missing: a crashed or running writer).
+  Database index files (``*.db``) are ``ok`` when they hold a JSON array.
+* :func:`collect_garbage` removes hidden temporaries
+  (``.<final>.<pid>.<token>.tmp``) whose writer is gone — the pid is not a
+  live process of this machine (zombies and reused pids count as gone) *and*
+  the file is not locked (a sink ``flock``-s its temporaries) — stale
+  publication locks, and empty folders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+
+from .._core.errors import CacheError
+from .index import index_filename, parse_range, read_checksum
+from .source import _read_header, _scan, file_sha256
+
+Progress = Callable[[int, int, str], None]
+
+#: a file of a set: ``<base>.<start>.<end>.(data|index)[.checksum]``
+_SET_FILE = re.compile(
+    r"^(?P<base>.+)\.(?P<start>\d+)\.(?P<end>\d+)\.(?P<ext>data|index)(?P<sum>\.checksum)?$"
+)
+#: a hidden temporary: ``.<final>.<pid>.<token>.tmp`` (sinks, index files, small texts)
+_TEMPORARY = re.compile(r"^\.(?P<final>.+)\.(?P<pid>\d+)\.(?P<token>[0-9a-f]+)\.tmp$")
+#: a publication lock: ``.<data file>.lock``
+_LOCK = re.compile(r"^\..+\.lock$")
+
+OK, CORRUPT, INCOMPLETE = "ok", "corrupt", "incomplete"
+
+
+def _no_progress(done: int, total: int, path: str) -> None:
+    return None
+
+
+# -- verify -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class OutputStatus:
+    """The verdict on one output (or database index file) of the cache."""
+
+    path: str  # relative to the cache root: ``xx/xx/xx/<hash>`` or ``….db``
+    status: str  # ``ok``, ``corrupt`` or ``incomplete``
+    problems: list[str] = dataclasses.field(default_factory=list)
+    files: int = 0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class VerifyReport:
+    """What :func:`verify_cache` found."""
+
+    root: str
+    outputs: list[OutputStatus]
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outputs if o.status == status)
+
+    @property
+    def ok(self) -> bool:
+        return all(o.status == OK for o in self.outputs)
+
+    def to_dict(self) -> dict:
+        return {
+            "cache": self.root,
+            "ok": self.count(OK),
+            "corrupt": self.count(CORRUPT),
+            "incomplete": self.count(INCOMPLETE),
+            "outputs": [o.to_dict() for o in self.outputs],
+        }
+
+
+def _walk_files(root: str):
+    """Relative paths of the non-hidden files under ``root`` (hidden folders skipped)."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                yield os.path.relpath(os.path.join(dirpath, name), root)
+
+
+def find_outputs(root: str) -> dict[str, list[str]]:
+    """Output base (relative, no extension) → its set files, plus ``*.db`` index files."""
+    outputs: dict[str, list[str]] = {}
+    for relative in _walk_files(root):
+        m = _SET_FILE.match(relative)
+        if m is not None:
+            outputs.setdefault(m.group("base"), []).append(relative)
+        elif relative.endswith(".db"):
+            outputs[relative] = [relative]
+    return dict(sorted(outputs.items()))
+
+
+def verify_file_set(data_file: str) -> None:
+    """Check one complete set (``….<s>.<e>.data`` and companions); ``CacheError`` if not.
+
+    Both checksums, the data file's header and record headers, the index
+    lines against the records, and the range of the file name.
+    """
+    index_file = index_filename(data_file)
+    for path in (data_file, index_file):
+        checksum = read_checksum(path + ".checksum")
+        actual = file_sha256(path)
+        if actual != checksum:
+            raise CacheError(
+                f"`{path}' has a checksum ({actual}) that differs from expected one ({checksum})"
+            )
+    with open(data_file, "rb") as f:
+        buf = f.read()
+    encoding, _, offset = _read_header(buf, data_file)
+    if encoding not in ("binary", "json"):
+        raise CacheError(f"data file `{data_file}' has an invalid encoding `{encoding[:40]}'")
+    records: list = []
+    _scan(buf, offset, data_file, 0, None, None, records)
+    with open(index_file, "rb") as f:
+        lines = [line for line in f.read().splitlines() if line.strip()]
+    listed = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            start, end = (int(x) for x in line.split())
+        except ValueError:
+            raise CacheError(
+                f"index file `{index_file}' line {number} is invalid: {line[:40]!r}"
+            ) from None
+        listed.append((start, end))
+    found = [(r.start_index, r.end_index) for r in records]
+    if listed != found:
+        where = next(
+            (i for i, (a, b) in enumerate(zip(listed, found)) if a != b),
+            min(len(listed), len(found)),
+        )
+        raise CacheError(
+            f"index file `{index_file}' disagrees with its data file at record {where}: "
+            f"index {listed[where] if where < len(listed) else 'ends'}, "
+            f"data {found[where] if where < len(found) else 'ends'}"
+        )
+    start, end = parse_range(data_file) or (None, None)
+    if found and (found[0][0] < start or found[-1][1] < end):
+        raise CacheError(
+            f"data file `{data_file}' covers {found[0][0]}..{found[-1][1]}, "
+            f"its name announces {start}..{end}"
+        )
+
+
+def verify_output(root: str, base: str, files: list[str] | None = None) -> OutputStatus:
+    """Verify every set of the output ``base`` (relative to ``root``)."""
+    if files is None:
+        files = find_outputs(root).get(base, [])
+    status = OutputStatus(base, OK, files=len(files))
+    if base.endswith(".db"):
+        try:
+            with open(os.path.join(root, base), "rb") as f:
+                entries = json.loads(f.read().decode("utf-8"))
+            if not isinstance(entries, list):
+                raise ValueError("not a JSON array")
+        except (OSError, ValueError) as exc:
+            status.status, status.problems = CORRUPT, [f"`{base}': {exc}"]
+        return status
+    present = set(files)
+    data_files = sorted(
+        (f for f in files if f.endswith(".data")), key=lambda f: parse_range(f) or (0, 0)
+    )
+    if not data_files:
+        status.status = INCOMPLETE
+        status.problems.append(f"`{base}': no data file")
+        return status
+    previous_end = None
+    for data in data_files:
+        index = index_filename(data)
+        missing = [p for p in (index, data + ".checksum", index + ".checksum") if p not in present]
+        if missing:
+            status.status = INCOMPLETE
+            status.problems.append(f"`{data}': missing {', '.join(missing)}")
+            continue
+        start, end = parse_range(data)
+        if previous_end is not None and start != previous_end + 1:
+            status.status = CORRUPT if status.status != INCOMPLETE else status.status
+            status.problems.append(
+                f"`{data}': starts at {start}, the previous set ends at {previous_end}"
+            )
+        previous_end = end
+        try:
+            verify_file_set(os.path.join(root, data))
+        except (CacheError, OSError) as exc:
+            if status.status == OK:
+                status.status = CORRUPT
+            status.problems.append(str(exc))
+    orphans = [
+        f for f in files if f.endswith(".index") and f[: -len(".index")] + ".data" not in present
+    ]
+    for orphan in orphans:
+        status.status = INCOMPLETE if status.status == OK else status.status
+        status.problems.append(f"`{orphan}': no data file")
+    return status
+
+
+def verify_cache(root: str, progress: Progress | None = None) -> VerifyReport:
+    """Verify every output of the cache ``root`` (see the module documentation)."""
+    progress = progress or _no_progress
+    outputs = find_outputs(root)
+    statuses = []
+    for done, (base, files) in enumerate(outputs.items(), start=1):
+        statuses.append(verify_output(root, base, files))
+        progress(done, len(outputs), base)
+    return VerifyReport(root, statuses)
+
+
+# -- garbage collection -------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class GcReport:
+    """What :func:`collect_garbage` removed (or would remove) and kept."""
+
+    root: str
+    dry_run: bool
+    removed: list[str] = dataclasses.field(default_factory=list)
+    kept: list[str] = dataclasses.field(default_factory=list)
+    folders: list[str] = dataclasses.field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _boot_time() -> float | None:
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("btime "):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def process_started(pid: int) -> float | None:
+    """Start time (epoch seconds) of live process ``pid``; ``None`` if gone or a zombie.
+
+    Where ``/proc`` is missing, a process that exists counts as started at 0.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return 0.0
+    if fields[0] in ("Z", "X"):  # state: zombie or dead
+        return None
+    boot = _boot_time()
+    if boot is None:
+        return 0.0
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def _locked(path: str) -> bool:
+    """Whether another process holds a ``flock`` on ``path``."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # releases our lock, if we got it
+    return False
+
+
+def writer_alive(path: str) -> bool:
+    """Whether the writer of the temporary ``path`` may still be at work."""
+    m = _TEMPORARY.match(os.path.basename(path))
+    if m is None:
+        return True  # not a temporary: never garbage
+    if _locked(path):
+        return True
+    started = process_started(int(m.group("pid")))
+    if started is None:
+        return False
+    try:
+        created = os.stat(path).st_mtime
+    except FileNotFoundError:
+        return False
+    # a process started after the file was last written cannot be its writer
+    return started <= created + 1.0
+
+
+def collect_garbage(
+    root: str,
+    dry_run: bool = False,
+    folder_age: float = 60.0,
+    progress: Progress | None = None,
+) -> GcReport:
+    """Remove dead writers' temporaries, stale locks and empty folders under ``root``.
+
+    A folder is removed when empty and not modified for ``folder_age``
+    seconds (a writer may be about to use a folder it just created). Hidden
+    folders (e.g. a Dask probe) are left alone. With ``dry_run`` nothing is
+    removed; the report lists what would be.
+    """
+    progress = progress or _no_progress
+    report = GcReport(root, dry_run)
+    candidates = []
+    folders = {}  # relative folder -> its modification time before anything is removed
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        relative = os.path.relpath(dirpath, root)
+        if relative != os.curdir:
+            try:
+                folders[relative] = os.stat(dirpath).st_mtime
+            except OSError:
+                continue
+        for name in sorted(filenames):
+            if _TEMPORARY.match(name) or _LOCK.match(name):
+                candidates.append(os.path.join(dirpath, name))
+    for done, path in enumerate(candidates, start=1):
+        relative = os.path.relpath(path, root)
+        if _LOCK.match(os.path.basename(path)):
+            gone = not _locked(path)
+        else:
+            gone = not writer_alive(path)
+        if gone and (dry_run or _remove_stale(path)):
+            report.removed.append(relative)
+        else:
+            report.kept.append(relative)
+        progress(done, len(candidates), relative)
+
+    # empty folders, deepest first (a folder emptied of its folders goes too)
+    gone_entries = set(report.removed)
+    now = time.time()
+    for relative in sorted(folders, key=lambda r: (-r.count(os.sep), r)):
+        try:
+            entries = os.listdir(os.path.join(root, relative))
+        except OSError:
+            continue
+        if any(os.path.join(relative, e) not in gone_entries for e in entries):
+            continue
+        if now - folders[relative] < folder_age:
+            continue  # a writer may be about to use a folder it just created
+        if not dry_run:
+            try:
+                os.rmdir(os.path.join(root, relative))
+            except OSError:  # a writer put something there meanwhile
+                continue
+        report.folders.append(relative)
+        gone_entries.add(relative)
+    return report
+
+
+def _remove_stale(path: str) -> bool:
+    """Remove a dead temporary or a stale lock file, holding its lock; ``False`` if taken."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return True
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # taken meanwhile: alive after all
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        return True
+    finally:
+        os.close(fd)

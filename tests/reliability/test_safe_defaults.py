@@ -1,0 +1,259 @@
+"""Safe defaults.
+
+* Every socket binds 127.0.0.1 unless an address is given: no wildcard
+  address in the code, and a whole run listens on the loopback only.
+* Nothing received over a socket is unpickled or evaluated: the message paths
+  (``_transport``, ``_execution``, the scripts) never import ``pickle`` & co.
+  nor call ``eval``/``exec``/``compile``/``__import__`` (an AST scan).
+* Asset names and configured paths are validated before any file is opened.
+* User code runs only in the script subprocesses: ``run_experiment`` (what
+  ``beat-backend run`` does in-process) never imports an algorithm, library or
+  database view module — planted code records the pid that imported it.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from _corpus import copy_example_prefix
+
+import beat_backend
+from beat_backend._assets.algorithm import Algorithm
+from beat_backend._assets.database import Database
+from beat_backend._assets.dataformat import DataFormat
+from beat_backend._assets.experiment import Experiment
+from beat_backend._assets.library import Library
+from beat_backend._assets.protocoltemplate import ProtocolTemplate
+from beat_backend._assets.toolchain import Toolchain
+from beat_backend._core.errors import AssetNameError
+from beat_backend._execution.algorithm import AlgorithmExecutor
+from beat_backend._execution.loop import LoopExecutor
+from beat_backend._execution.runner import run_experiment
+
+PACKAGE = Path(beat_backend.__file__).resolve().parent
+REPO = PACKAGE.parent
+LINEAR = "example/example/two_classes/1/linear_small"
+TUNE = "example/example/threshold_loop/1/tune"
+
+#: the modules that handle what arrives over sockets
+MESSAGE_PATHS = sorted(
+    p
+    for p in [
+        *(PACKAGE / "_transport").glob("*.py"),
+        *(PACKAGE / "_execution").glob("*.py"),
+        *(PACKAGE / "_cli" / "scripts").glob("*.py"),
+    ]
+    # the optional Dask launcher talks Dask's own protocol (which pickles by design)
+    # between the client and the workers of a cluster the user trusts
+    if p.name != "dask_launcher.py"
+)
+FORBIDDEN_MODULES = {"pickle", "cPickle", "_pickle", "marshal", "shelve", "dill", "cloudpickle"}
+FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__"}
+
+
+# -- binding -----------------------------------------------------------------------------------
+
+
+def test_no_wildcard_address_in_the_code():
+    wildcards = []
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text = node.value
+                if "0.0.0.0" in text or "tcp://*" in text or text.startswith("*:"):
+                    wildcards.append(f"{path.relative_to(REPO)}:{node.lineno}: {text!r}")
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "bind"
+                and node.args
+                and isinstance(node.args[0], ast.Tuple)
+                and isinstance(node.args[0].elts[0], ast.Constant)
+                and node.args[0].elts[0].value != "127.0.0.1"
+            ):
+                wildcards.append(f"{path.relative_to(REPO)}:{node.lineno}: bind(...)")
+    assert wildcards == []
+
+
+def test_a_run_listens_on_the_loopback_only(tmp_path):
+    prefix = copy_example_prefix(tmp_path / "prefix")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    command = [
+        sys.executable,
+        "-m",
+        "beat_backend._cli.main",
+        "run",
+        "--prefix",
+        str(prefix),
+        "--cache",
+        str(tmp_path / "cache"),
+        TUNE,
+    ]
+    runner = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    listening: dict[tuple, str] = {}
+    try:
+        while runner.poll() is None:
+            try:
+                family = [psutil.Process(runner.pid)]
+                family += family[0].children(recursive=True)
+            except psutil.NoSuchProcess:
+                break
+            for process in family:
+                try:
+                    for c in process.net_connections(kind="inet"):
+                        if c.status == psutil.CONN_LISTEN:
+                            listening[(c.laddr.ip, c.laddr.port)] = " ".join(process.cmdline()[2:4])
+                except psutil.Error:
+                    pass
+            time.sleep(0.01)
+    finally:
+        assert runner.wait(120) == 0
+    roles = " ".join(listening.values())
+    assert "databases_provider" in roles and "loop_execute" in roles, listening
+    assert {ip for ip, _ in listening} == {"127.0.0.1"}, listening
+
+
+# -- nothing received is unpickled or evaluated ------------------------------------------------
+
+
+@pytest.mark.parametrize("path", MESSAGE_PATHS, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_message_paths_never_unpickle_nor_evaluate(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.split(".")[0] in FORBIDDEN_MODULES]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.module.split(".")[0] in FORBIDDEN_MODULES:
+                found.append(node.module)
+        elif isinstance(node, ast.Call):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+            if name in FORBIDDEN_CALLS or name in ("loads", "load") and _is_pickle(func):
+                found.append(f"{name}() at line {node.lineno}")
+    assert found == []
+
+
+def _is_pickle(func) -> bool:
+    return isinstance(func, ast.Attribute) and getattr(func.value, "id", "") in FORBIDDEN_MODULES
+
+
+def test_the_message_paths_were_found():
+    names = {str(p.relative_to(PACKAGE)) for p in MESSAGE_PATHS}
+    assert {
+        "_transport/grammar.py",
+        "_transport/channel.py",
+        "_execution/messagehandlers.py",
+        "_cli/scripts/execute.py",
+    } <= names
+
+
+# -- validated before anything is opened --------------------------------------------------------
+
+
+class Opened:
+    """Records every file the code under test opens or looks at."""
+
+    def __init__(self, monkeypatch):
+        self.paths: list[str] = []
+        real_open, real_os_open = builtins.open, os.open
+        real_exists, real_stat = os.path.exists, os.stat
+
+        def record(function):
+            def wrapper(path, *args, **kwargs):
+                self.paths.append(str(path))
+                return function(path, *args, **kwargs)
+
+            return wrapper
+
+        monkeypatch.setattr(builtins, "open", record(real_open))
+        monkeypatch.setattr(os, "open", record(real_os_open))
+        monkeypatch.setattr(os.path, "exists", record(real_exists))
+        monkeypatch.setattr(os, "stat", record(real_stat))
+
+
+BAD_NAMES = ["../../etc/passwd", "/etc/passwd/x", "a//b", "a/../b", "a/b c;/1", "a\\b/c/1"]
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [DataFormat, Library, Algorithm, Database, ProtocolTemplate, Toolchain, Experiment],
+    ids=lambda k: k.__name__,
+)
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_bad_asset_names_are_refused_before_any_file_is_touched(kind, name, tmp_path, monkeypatch):
+    opened = Opened(monkeypatch)
+    with pytest.raises(AssetNameError):
+        kind(str(tmp_path), name)
+    assert opened.paths == []
+
+
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [
+        ("inputs", "in_main"),
+        ("outputs", "out_main"),
+    ],
+)
+@pytest.mark.parametrize("bad", ["../../x", "/x", "a/../../x"])
+def test_escaping_paths_are_refused_before_any_other_file_is_opened(
+    section, field, bad, tmp_path, monkeypatch
+):
+    golden = Path(__file__).resolve().parent.parent / "data" / "golden" / "wire" / "loop" / "run"
+    directory = tmp_path / "block"
+    shutil.copytree(golden, directory)
+    path = directory / "configuration.json"
+    config = json.loads(path.read_text())
+    config[section][field]["path"] = bad
+    config["loop"][section][next(iter(config["loop"][section]))]["path"] = bad
+    path.write_text(json.dumps(config))
+    for executor in (AlgorithmExecutor, LoopExecutor):
+        opened = Opened(monkeypatch)
+        with pytest.raises(AssetNameError, match="would escape|absolute"):
+            executor(None, str(directory), cache_root=str(tmp_path / "cache"))
+        assert opened.paths == [str(path)], opened.paths
+        monkeypatch.undo()
+
+
+# -- user code runs in subprocesses only ----------------------------------------------------------
+
+MARKER = "import os as _os\nopen({path!r}, 'a').write('%d\\n' % _os.getpid())\n"
+
+
+def test_the_runner_never_imports_user_code(tmp_path):
+    prefix = copy_example_prefix(tmp_path / "prefix")
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    planted = [
+        *sorted((prefix / "algorithms").rglob("*.py")),
+        *sorted((prefix / "libraries").rglob("*.py")),
+        *sorted((prefix / "databases").rglob("*.py")),
+    ]
+    for code in planted:
+        marker = markers / code.relative_to(prefix).as_posix().replace("/", "_")
+        code.write_text(MARKER.format(path=str(marker)) + code.read_text(encoding="utf-8"))
+    cache = tmp_path / "cache"
+    for experiment in (LINEAR, TUNE):
+        report = run_experiment(str(prefix), experiment, str(cache))
+        assert report.ok, [(o.name, o.result and o.result.stderr[-500:]) for o in report.outcomes]
+        assert report.results
+    pids = {
+        path.name: {int(line) for line in path.read_text().split()} for path in markers.iterdir()
+    }
+    # every piece of user code ran (in the scripts), none in this process
+    assert len(pids) == len(planted), sorted(pids)
+    assert all(os.getpid() not in found for found in pids.values()), pids
