@@ -178,6 +178,16 @@ def test_sources_sharing_a_socket_get_their_own_replies(served, counter, batch):
     assert pipeline_for(first._channel).max_in_flight > 2
 
 
+class CountingBatchHandler(CountingHandler):
+    def infos_compact(self, name):
+        self.requests.append(("ifc", bytes(name)))
+        return super().infos_compact(name)
+
+    def get_batch(self, name, first, count):
+        self.requests.append(("gtb", bytes(name), bytes(first), bytes(count)))
+        return super().get_batch(name, first, count)
+
+
 def test_batches_are_used_only_when_asked(served, counter, monkeypatch):
     memory = MemoryDataSource.from_units(units(), counter)
     monkeypatch.delenv(PEER_ENV, raising=False)
@@ -188,19 +198,15 @@ def test_batches_are_used_only_when_asked(served, counter, monkeypatch):
     assert {r[0] for r in handler.requests} == {"ifo", "get"}
     monkeypatch.setenv(PEER_ENV, "beat_backend")
     assert peer_is_beat_backend()
-    source, handler = served.source({"in": memory}, "in", counter)
+    source, handler = served.source(
+        {"in": memory}, "in", counter, handler_class=CountingBatchHandler
+    )
     assert source.batch is True
     assert [plain(d)["value"] for d, _, _ in source] == list(range(N))
-    # one `get' for the first unit, then batches: far fewer requests than units
+    # `ifc', one `get' for the first unit, then batches: far fewer requests than units
     kinds = [r[0] for r in handler.requests]
-    assert kinds[:2] == ["ifo", "get"]
+    assert kinds[:3] == ["ifc", "get", "gtb"]
     assert len(kinds) < N // 2
-
-
-class CountingBatchHandler(CountingHandler):
-    def get_batch(self, name, first, count):
-        self.requests.append(("gtb", bytes(name), bytes(first), bytes(count)))
-        return super().get_batch(name, first, count)
 
 
 def test_batch_requests_on_the_wire(served, counter):
@@ -210,7 +216,7 @@ def test_batch_requests_on_the_wire(served, counter):
     )
     assert [plain(d)["value"] for d, _, _ in source] == list(range(40))
     requests = handler.requests
-    assert requests[:3] == [("ifo", b"in"), ("get", b"in", b"0"), ("gtb", b"in", b"1", b"8")]
+    assert requests[:3] == [("ifc", b"in"), ("get", b"in", b"0"), ("gtb", b"in", b"1", b"8")]
     covered = [0]
     for r in requests[2:]:
         assert r[0] == "gtb" and int(r[2]) == covered[-1] + 1
@@ -303,9 +309,13 @@ def test_malformed_batch_reply_is_a_protocol_error(counter):
         source = RemoteDataSource()
         source.setup(client, "in", counter.name, counter.prefix, batch=True)
         source.read_ahead = 0  # lock-step: one `get'
-        server.send_multipart([b"3", b"0", b"0", b"1", b"1", b"2", b"2"])
+        server.send_multipart([b"3", b"\0" * 47])  # 47 bytes of indices, not 48
+        with pytest.raises(ProtocolError, match="announces 3 units but carries 47 bytes"):
+            len(source)
+        assert server.recv_multipart() == [b"ifc", b"in"]
+        server.send_multipart(grammar.ifc_reply([(0, 0), (1, 1), (2, 2)]))
         assert len(source) == 3
-        assert server.recv_multipart() == [b"ifo", b"in"]
+        assert server.recv_multipart() == [b"ifc", b"in"]
         source.read_ahead = 16
         payload = counter.type(value=1, text="x").pack()
         server.send_multipart([b"0", b"0", payload])
@@ -319,7 +329,29 @@ def test_malformed_batch_reply_is_a_protocol_error(counter):
         context.destroy(linger=0)
 
 
-# -- gtb on the handler side ------------------------------------------------------------------
+# -- gtb / ifc on the handler side ------------------------------------------------------------
+
+
+def test_ifc_reply_round_trip():
+    indices = [(0, 0), (1, 4), (5, 5), (2**40, 2**40 + 7)]
+    frames = grammar.ifc_reply(indices)
+    assert frames[0] == b"4" and len(frames[1]) == 64
+    assert frames[1][:16] == bytes(16)
+    assert frames[1][16:24] == (1).to_bytes(8, "little")
+    assert grammar.parse_ifc_reply(frames) == indices
+    assert grammar.parse_ifc_reply(grammar.ifc_reply([])) == []
+    with pytest.raises(RemoteException):
+        grammar.parse_ifc_reply([b"err", b"sys", b"Unknown input: x"])
+    with pytest.raises(ProtocolError, match="1 frames instead of 2"):
+        grammar.parse_ifc_reply([b"0"])
+
+
+def test_ifc_and_ifo_describe_the_same_units(served, counter):
+    memory = MemoryDataSource.from_units(units(), counter)
+    source, _ = served.source({"in": memory}, "in", counter, batch=True)
+    classic, _ = served.source({"in": memory}, "in", counter, batch=False)
+    assert source.data_indices() == classic.data_indices() == memory.data_indices()
+    assert source.getAtDataIndex(7)[1:] == (6, 7)
 
 
 @pytest.mark.parametrize(
@@ -330,6 +362,7 @@ def test_malformed_batch_reply_is_a_protocol_error(counter):
         ([b"gtb", b"in", b"x", b"1"], "Invalid index: x 1"),
         ([b"gtb", b"in", b"-1", b"1"], "Invalid index: -1"),
         ([b"gtb", b"nope", b"0", b"1"], "Unknown input: nope"),
+        ([b"ifc", b"nope"], "Unknown input: nope"),
     ],
 )
 def test_gtb_errors(served, counter, frames, error):

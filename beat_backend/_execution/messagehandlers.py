@@ -54,6 +54,7 @@ _ARITY = {
     grammar.WRT: (2, 2),
     grammar.RDI: (0, 0),
     grammar.GTB: (3, 3),
+    grammar.IFC: (1, 1),
 }
 
 
@@ -114,7 +115,9 @@ class MessageHandler(threading.Thread):
         self.data_sources = data_sources
         self.callbacks[grammar.IFO] = self.infos
         self.callbacks[grammar.GET] = self.get_data
-        self.callbacks[grammar.GTB] = self.get_batch  # beat_backend clients only
+        # beat_backend clients only (grammar.GTB, grammar.IFC)
+        self.callbacks[grammar.GTB] = self.get_batch
+        self.callbacks[grammar.IFC] = self.infos_compact
 
     def destroy(self):
         """Close the socket (and the context if this handler created it)."""
@@ -248,6 +251,11 @@ class MessageHandler(threading.Thread):
         """Syntax: ``ifo <name>`` → ``n s0 e0 ...``."""
         source = self._source(name)
         self._reply(grammar.ifo_reply(source.data_indices() if len(source) else []))
+
+    def infos_compact(self, name):
+        """Syntax: ``ifc <name>`` → ``n <indices as int64>`` (grammar.IFC)."""
+        source = self._source(name)
+        self._reply(grammar.ifc_reply(source.data_indices() if len(source) else []))
 
     def get_data(self, name, index):
         """Syntax: ``get <name> <position>`` → ``start end payload``."""

@@ -26,6 +26,8 @@ from .messagehandlers import MessageHandler
 
 #: how long a provider / loop process may take to exit after SIGTERM
 TERM_GRACE = 5.0
+#: how long the platform handler thread may take to stop (it may be answering a message)
+HANDLER_JOIN = 10.0
 
 #: ``prctl`` option: signal the child gets when the thread that started it dies
 _PR_SET_PDEATHSIG = 1
@@ -337,14 +339,20 @@ def _run_once(
     finally:
         handler.stop.set()
         if handler.is_alive():
-            handler.join(2)
+            # it acts on ``stop`` within a poll period, or after answering a message
+            handler.join(HANDLER_JOIN)
         for child in children:
             child.terminate()
         if execute is not None:
             execute.terminate()
         for child in (*children, *([execute] if execute else [])):
             child.collect()
-        handler.destroy()
+        if handler.is_alive():
+            # never close a socket a thread still uses (libzmq aborts): a join measured
+            # across a SIGSTOP of this process may end before the thread resumed
+            handler.join(HANDLER_JOIN)
+        if not handler.is_alive():
+            handler.destroy()
 
     result = ProcessResult(
         status=status,

@@ -37,7 +37,6 @@ _raw_send = _Raw.send
 _raw_recv = _Raw.recv
 _raw_get = _Raw.get
 _MORE = int(zmq.SNDMORE)
-_RCVMORE = int(zmq.RCVMORE)
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
 #: frames at least this big are sent without a copy by ``send_frames(copy=False)``
@@ -54,9 +53,14 @@ def send_frames(socket, frames, copy: bool = True) -> None:
         socket.send_multipart(frames, copy=copy)
         return
     last = len(frames) - 1
+    if copy:
+        for i in range(last):
+            _raw_send(socket, frames[i], _MORE)
+        _raw_send(socket, frames[last], 0)
+        return
     for i, frame in enumerate(frames):
         flags = _MORE if i < last else 0
-        if copy or len(frame) < COPY_THRESHOLD:
+        if len(frame) < COPY_THRESHOLD:
             _raw_send(socket, frame, flags)
         else:
             _raw_send(socket, frame, flags, copy=False)
@@ -66,9 +70,18 @@ def recv_frames(socket, copy: bool = True) -> list:
     """``socket.recv_multipart(copy=copy)``."""
     if not isinstance(socket, _Raw):
         return socket.recv_multipart(copy=copy)
-    parts = [_raw_recv(socket, 0, copy)]
-    while _raw_get(socket, _RCVMORE):
-        parts.append(_raw_recv(socket, 0, copy))
+    # a Frame carries its "more" flag: no getsockopt(RCVMORE) per frame
+    frame = _raw_recv(socket, 0, False)
+    if not copy:
+        parts = [frame]
+        while frame.more:
+            frame = _raw_recv(socket, 0, False)
+            parts.append(frame)
+        return parts
+    parts = [frame.bytes]
+    while frame.more:
+        frame = _raw_recv(socket, 0, False)
+        parts.append(frame.bytes)
     return parts
 
 

@@ -15,6 +15,10 @@ frame, §3.2). A classic handler stops after an ``err``: the requests still in
 flight will never be answered, so they (and every later request) get the same
 ``err`` reply instead of being waited for.
 
+A ``gtb`` request (a batch, beat_backend peers only: see ``grammar.GTB``)
+is one ticket; when its reply carries fewer units than asked, the ``err``
+reply of the unit that failed follows and is kept with the ticket.
+
 Large replies are received without a copy (``copy=False``): their payload is
 a read-only ``memoryview`` of the ZeroMQ frame, which decoders copy exactly
 once into the arrays they return.

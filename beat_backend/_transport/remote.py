@@ -5,7 +5,8 @@ before they are needed, so the peer produces unit ``i + 1`` while the
 consumer works on unit ``i`` (see :mod:`.pipeline`). With a classic peer,
 several ``get`` requests are in flight (it answers them in order); with a
 peer known out of band to be beat_backend (``batch``, set by our runner
-through :data:`PEER_ENV`), one ``gtb`` request asks for a batch of units.
+through :data:`PEER_ENV`), one ``gtb`` request asks for a batch of units
+(and ``ifc`` for the unit indices, in one frame).
 Random access stays one ``get`` per unit. An error of the peer is raised at
 the unit where it happened.
 """
@@ -96,8 +97,13 @@ class RemoteDataSource(DataSource):
         return pipeline_for(self._channel)
 
     def _prepare(self):
-        reply = self._pipeline.call(grammar.ifo(self.input_name))
-        self.infos = [RemoteInfos(s, e) for s, e in grammar.parse_ifo_reply(reply)]
+        if self.batch:  # the indices in one frame instead of 2n
+            reply = self._pipeline.call(grammar.ifc(self.input_name))
+            indices = grammar.parse_ifc_reply(reply)
+        else:
+            reply = self._pipeline.call(grammar.ifo(self.input_name))
+            indices = grammar.parse_ifo_reply(reply)
+        self.infos = list(map(RemoteInfos._make, indices))
         self.ready = True
 
     # -- reading ahead -------------------------------------------------------------
