@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import json
+import mmap
 import os
 import re
 import time
@@ -126,13 +127,16 @@ def verify_file_set(data_file: str) -> None:
             raise CacheError(
                 f"`{path}' has a checksum ({actual}) that differs from expected one ({checksum})"
             )
-    with open(data_file, "rb") as f:
-        buf = f.read()
-    encoding, _, offset = _read_header(buf, data_file)
-    if encoding not in ("binary", "json"):
-        raise CacheError(f"data file `{data_file}' has an invalid encoding `{encoding[:40]}'")
     records: list = []
-    _scan(buf, offset, data_file, 0, None, None, records)
+    with open(data_file, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else _Empty() as buf:
+            encoding, _, offset = _read_header(buf, data_file)
+            if encoding not in ("binary", "json"):
+                raise CacheError(
+                    f"data file `{data_file}' has an invalid encoding `{encoding[:40]}'"
+                )
+            _scan(buf, offset, data_file, 0, None, None, records)
     with open(index_file, "rb") as f:
         lines = [line for line in f.read().splitlines() if line.strip()]
     listed = []
@@ -163,6 +167,24 @@ def verify_file_set(data_file: str) -> None:
         )
 
 
+class _Empty(bytes):
+    """An empty buffer usable as a context manager (an empty file cannot be mapped)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+_RANK = {OK: 0, INCOMPLETE: 1, CORRUPT: 2}
+
+
+def _worse(current: str, new: str) -> str:
+    """The worse of two verdicts (corrupt > incomplete > ok)."""
+    return new if _RANK[new] > _RANK[current] else current
+
+
 def verify_output(root: str, base: str, files: list[str] | None = None) -> OutputStatus:
     """Verify every set of the output ``base`` (relative to ``root``)."""
     if files is None:
@@ -190,12 +212,12 @@ def verify_output(root: str, base: str, files: list[str] | None = None) -> Outpu
         index = index_filename(data)
         missing = [p for p in (index, data + ".checksum", index + ".checksum") if p not in present]
         if missing:
-            status.status = INCOMPLETE
+            status.status = _worse(status.status, INCOMPLETE)
             status.problems.append(f"`{data}': missing {', '.join(missing)}")
             continue
         start, end = parse_range(data)
         if previous_end is not None and start != previous_end + 1:
-            status.status = CORRUPT if status.status != INCOMPLETE else status.status
+            status.status = _worse(status.status, CORRUPT)
             status.problems.append(
                 f"`{data}': starts at {start}, the previous set ends at {previous_end}"
             )
@@ -203,15 +225,12 @@ def verify_output(root: str, base: str, files: list[str] | None = None) -> Outpu
         try:
             verify_file_set(os.path.join(root, data))
         except (CacheError, OSError) as exc:
-            if status.status == OK:
-                status.status = CORRUPT
+            status.status = _worse(status.status, CORRUPT)
             status.problems.append(str(exc))
-    orphans = [
-        f for f in files if f.endswith(".index") and f[: -len(".index")] + ".data" not in present
-    ]
-    for orphan in orphans:
-        status.status = INCOMPLETE if status.status == OK else status.status
-        status.problems.append(f"`{orphan}': no data file")
+    for orphan in files:
+        if orphan.endswith(".index") and orphan[: -len(".index")] + ".data" not in present:
+            status.status = _worse(status.status, INCOMPLETE)
+            status.problems.append(f"`{orphan}': no data file")
     return status
 
 
