@@ -12,17 +12,20 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 import traceback
 
 import zmq
 
-from .._core.errors import ProtocolError
+from .._core.errors import PeerGoneError, ProtocolError
 from .._transport import grammar
 from .._transport.channel import readable, recv_frames, send_frames
 
 logger = logging.getLogger(__name__)
 
 POLL_MS = 1000
+#: how long an error waits for a client to send it to (seconds)
+SEND_WAIT = 30.0
 ACK_TRIES = 5
 PORT_RANGE = (50000, 65536)
 
@@ -193,6 +196,8 @@ class MessageHandler(threading.Thread):
             self._fail(failure)
         except ProtocolError as exc:
             self._fail(_Failure("sys", str(exc), "system"))
+        except PeerGoneError as exc:  # a peer of this process died (e.g. the loop's provider)
+            self._fail(_Failure("sys", f"{type(exc).__name__}: {exc}", "system"))
         except RuntimeError:
             self._fail(_Failure("usr", traceback.format_exc().strip(), "user"))
         except (Exception, SystemExit):  # a dying serving thread would leave its peer waiting
@@ -215,8 +220,16 @@ class MessageHandler(threading.Thread):
         self.stop.set()
 
     def _reply(self, frames, copy=True):
+        # A PAIR socket without a peer blocks on send: a requester that left (it gave
+        # up waiting, or died) would hang this thread for good. It is writable at once
+        # when the requester is there; else it gets one poll period.
+        socket = self.socket
+        if not socket.get(zmq.EVENTS) & zmq.POLLOUT and not socket.poll(POLL_MS, zmq.POLLOUT):
+            logger.warning("the requester left before the reply: %s dropped", frames[:1])
+            self.stop.set()
+            return
         # copy=False: large frames (e.g. a memoryview of a cache file) are not copied
-        send_frames(self.socket, frames, copy)
+        send_frames(socket, frames, copy)
 
     # -- commands ----------------------------------------------------------------
 
@@ -324,14 +337,33 @@ class MessageHandler(threading.Thread):
         frames[0] = b"%d" % n
         self._reply(frames, copy=False)
 
+    def _client_left(self) -> bool:
+        client = self.__dict__.get("_client")
+        return client is not None and client.peer_gone()
+
     def send_error(self, message, kind="usr"):
-        """Send ``err <kind> <message>``, then wait (at most 5 s) for any acknowledgement."""
-        self.socket.send_multipart(grammar.err(kind, message))
+        """Send ``err <kind> <message>``, then wait (at most 5 s) for any acknowledgement.
+
+        Sending waits for a client to be connected (an error found before the
+        first request reaches the client when it connects), at most
+        ``SEND_WAIT`` seconds, and not at all for a watched client that is gone.
+        """
+        socket = self.socket
+        limit = time.monotonic() + SEND_WAIT
+        while not socket.get(zmq.EVENTS) & zmq.POLLOUT:  # a PAIR socket without peer
+            if self._client_left() or time.monotonic() > limit:
+                logger.error("no client to send the error to: %.200s", message)
+                return
+            socket.poll(POLL_MS, zmq.POLLOUT)
+        socket.send_multipart(grammar.err(kind, message))
         poller = zmq.Poller()
-        poller.register(self.socket, zmq.POLLIN)
+        poller.register(socket, zmq.POLLIN)
         for attempt in range(1, ACK_TRIES + 1):
             if dict(poller.poll(POLL_MS)):
-                self.socket.recv_multipart()
+                socket.recv_multipart()
+                return
+            if self._client_left():
+                logger.error("the client is gone: no acknowledgement to wait for")
                 return
             logger.warning('(try %d) waited %d ms for "ack" from server', attempt, POLL_MS)
         logger.error("could not send error message to server")

@@ -142,14 +142,20 @@ class _Child:
         except (OSError, IndexError):
             return False
 
-    def terminate(self):
+    def ask_to_stop(self):
+        """SIGTERM (and SIGCONT: a stopped process gets it too) to its process group."""
         if self.process.returncode is None:
             try:
                 os.killpg(self.process.pid, signal.SIGTERM)
-                os.killpg(self.process.pid, signal.SIGCONT)  # a stopped process gets it too
+                os.killpg(self.process.pid, signal.SIGCONT)
             except ProcessLookupError:
                 pass
-            if self.wait(TERM_GRACE) is None:
+
+    def terminate(self, grace: float = TERM_GRACE):
+        """Stop it (SIGTERM, SIGKILL after ``grace`` seconds) and reap it."""
+        if self.process.returncode is None:
+            self.ask_to_stop()
+            if self.wait(grace) is None:
                 try:
                     os.killpg(self.process.pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -341,10 +347,13 @@ def _run_once(
         if handler.is_alive():
             # it acts on ``stop`` within a poll period, or after answering a message
             handler.join(HANDLER_JOIN)
-        for child in children:
-            child.terminate()
-        if execute is not None:
-            execute.terminate()
+        # all asked at once, then reaped: the grace periods overlap
+        everyone = [*children, *([execute] if execute is not None else [])]
+        for child in everyone:
+            child.ask_to_stop()
+        limit = time.monotonic() + TERM_GRACE
+        for child in everyone:
+            child.terminate(grace=max(0.0, limit - time.monotonic()))
         for child in (*children, *([execute] if execute else [])):
             child.collect()
         if handler.is_alive():

@@ -510,3 +510,55 @@ def test_the_databases_provider_script_answers_garbage_with_err(world, tmp_path)
         if process.poll() is None:
             _scripts.stop(process)
     assert os.path.exists(Path(cache) / DB_PATH)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needles"),
+    [
+        (lambda c: c["inputs"]["sample"].update(path="../../etc/x.db"), ["`../../etc/x.db'"]),
+        (lambda c: c["inputs"]["sample"].pop("protocol"), ["inputs.sample.protocol: missing"]),
+    ],
+    ids=["path-escaping-the-cache", "missing-key"],
+)
+def test_the_databases_provider_script_refuses_a_bad_configuration(
+    mutate, needles, world, tmp_path
+):
+    import _scripts
+
+    prefix, cache, context = world
+    directory = tmp_path / "provider"
+    (directory / "prefix").mkdir(parents=True)
+    config = {
+        "channel": "train",
+        "inputs": {
+            "sample": {
+                "database": "synthetic/1",
+                "protocol": "small",
+                "set": "train",
+                "output": "sample",
+                "channel": "train",
+                "path": DB_PATH,
+            }
+        },
+    }
+    mutate(config)
+    path = directory / "configuration.json"
+    path.write_text(json.dumps(config))
+    process, port = _scripts.start_provider(directory, cache)
+    socket = context.socket(zmq.PAIR)
+    socket.setsockopt(zmq.LINGER, 0)
+    try:
+        socket.connect(f"tcp://127.0.0.1:{port}")
+        assert socket.poll(10000), "the provider sent nothing"
+        reply = socket.recv_multipart()  # the error is sent unsolicited, before any request
+        assert reply[:2] == [b"err", b"sys"], reply
+        text = reply[2].decode()
+        for needle in [str(path), *needles]:
+            assert needle in text, text
+        socket.send_multipart([b"ack"])
+        _scripts.finish(process, timeout=10)
+        assert process.returncode == 1
+    finally:
+        socket.close(linger=0)
+        if process.poll() is None:
+            _scripts.stop(process)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 import traceback
 
 from ..._core.errors import UserError
@@ -89,15 +90,23 @@ def _run(args, logger) -> int:
         stop_handler(handler, logger)
 
 
-def stop_handler(handler, logger) -> None:
-    """Stop the serving thread (if it runs), then close its socket and context."""
+def stop_handler(handler, logger) -> bool:
+    """Stop the serving thread (if it runs), then close its socket and context.
+
+    Returns whether the thread stopped (else nothing is closed: it still uses them).
+    """
     handler.stop.set()
-    if handler.is_alive():
-        handler.join(_JOIN_TIMEOUT)
+    limit = time.monotonic() + _JOIN_TIMEOUT
+    while handler.is_alive() and time.monotonic() < limit:
+        try:
+            handler.join(0.1)
+        except common.Terminated:  # SIGTERM while stopping: finish stopping first
+            pass
     if handler.is_alive():  # pragma: no cover - a stuck user view
         logger.warning("the message handler did not stop: its socket is left open")
-        return
+        return False
     handler.destroy()
+    return True
 
 
 def _serve(args, logger, handler) -> int:

@@ -102,12 +102,14 @@ def _run(args, logger) -> int:
                 return 1
         return _evaluate(args, logger, handler, db_socket)
     finally:
-        stop_handler(handler, logger)
-        if db_channel is not None:
-            db_channel.close()
-        if context is not None:
-            db_socket.close(linger=0)
-            context.destroy(linger=0)
+        # the serving thread may still use the database socket (a request to a
+        # stopped provider): then leave it to the end of the process
+        if stop_handler(handler, logger):
+            if db_channel is not None:
+                db_channel.close()
+            if context is not None:
+                db_socket.close(linger=0)
+                context.destroy(linger=0)
 
 
 def _evaluate(args, logger, handler, db_socket) -> int:
