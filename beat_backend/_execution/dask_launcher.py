@@ -424,8 +424,9 @@ class DaskLauncher(Launcher):
                     n_workers=self.n_workers or _cores(),
                     threads_per_worker=1,
                     processes=True,
-                    # ":0", not None: None still binds port 8787 (and warns if taken)
-                    dashboard_address=":0",
+                    # a free port (None binds 8787, and warns if taken), on the loopback
+                    # only: ":0" would listen on every interface
+                    dashboard_address="127.0.0.1:0",
                 )
                 self._owned.append(cluster)
                 client = distributed.Client(cluster)

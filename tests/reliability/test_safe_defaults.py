@@ -73,6 +73,10 @@ def test_no_wildcard_address_in_the_code():
                 text = node.value
                 if "0.0.0.0" in text or "tcp://*" in text or text.startswith("*:"):
                     wildcards.append(f"{path.relative_to(REPO)}:{node.lineno}: {text!r}")
+            if isinstance(node, ast.keyword) and node.arg in ("host", "dashboard_address"):
+                value = getattr(node.value, "value", None)
+                if isinstance(value, str) and not value.startswith(("127.0.0.1", "localhost")):
+                    wildcards.append(f"{path.relative_to(REPO)}: {node.arg}={value!r}")
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
