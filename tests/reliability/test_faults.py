@@ -20,7 +20,7 @@ checks:
 * rerunning the experiment completes with the results of an undisturbed run.
 
 The default suite runs one trial per role and signal; ``pytest -m slow``
-runs ``FAULT_TRIALS`` (default 20) seeded trials per role and signal.
+runs ``FAULT_TRIALS`` (default 25) seeded trials per role and signal (50 per role).
 Each trial's figures are appended to ``$BEAT_RELIABILITY_LOG`` (JSON lines)
 when set: ``scripts/reliability_report.py`` builds the README's table from it.
 """
@@ -56,7 +56,7 @@ KILL_BOUND = 10.0
 #: survivors of a stop: the deadline, plus the work they still had and their teardown
 STOP_BOUND = DEADLINE + 2.0
 REPO = Path(beat_backend.__file__).resolve().parent.parent
-SLOW_TRIALS = int(os.environ.get("FAULT_TRIALS", "20"))
+SLOW_TRIALS = int(os.environ.get("FAULT_TRIALS", "25"))
 
 
 def environment(trial: Path, deadline: float | None) -> dict:
@@ -131,6 +131,14 @@ def _running(process: psutil.Process) -> bool:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def _describe(process: psutil.Process) -> str:
+    try:
+        script = next((a for a in process.cmdline() if a.startswith("beat_backend.")), "?")
+        return f"{process.pid} {script} ({process.status()})"
+    except psutil.Error:
+        return f"{process.pid} (gone)"
 
 
 def _descendants(pid: int) -> list[psutil.Process]:
@@ -295,7 +303,7 @@ def _disturb(
     """
     limit = time.monotonic() + 60
     if role == "runner":
-        time.sleep(rng.uniform(0.3, 1.2))
+        time.sleep(rng.uniform(0.2, 0.9))
         target = psutil.Process(runner.pid)
     else:
         occurrence = rng.randint(1, max(1, expected))
@@ -329,14 +337,21 @@ def _disturb(
     trial.hit = True
     t0 = time.monotonic()
     bound = KILL_BOUND if signum == signal.SIGKILL else STOP_BOUND
-    while any(_running(p) for p in peers) and time.monotonic() - t0 < bound + 5:
+    last = ""
+    while time.monotonic() - t0 < bound + 5:
+        running = [p for p in peers if _running(p)]
+        if not running:
+            break
+        last = ", ".join(_describe(p) for p in running)
         time.sleep(0.02)
     trial.survivors_s = round(time.monotonic() - t0, 2)
-    alive = [p.pid for p in peers if _running(p)]
+    alive = [_describe(p) for p in peers if _running(p)]
     if role == "runner" and signum == signal.SIGSTOP:
         runner.send_signal(signal.SIGCONT)  # let it report what happened
     assert not alive, f"processes still running {trial.survivors_s} s after the signal: {alive}"
-    assert trial.survivors_s <= bound, f"survivors took {trial.survivors_s} s (bound {bound} s)"
+    assert trial.survivors_s <= bound, (
+        f"survivors took {trial.survivors_s} s (bound {bound} s); the last: {last}"
+    )
 
 
 # -- the tests ------------------------------------------------------------------------------------
