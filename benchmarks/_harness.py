@@ -48,6 +48,23 @@ def seconds(fn: Callable[[], object], repeat: int) -> float:
     return statistics.median(times)
 
 
+def alternate(fns: list[Callable[[], object]], repeat: int) -> list[float]:
+    """Median wall time of each of ``fns``, run in turn ``repeat`` times.
+
+    Alternating a workload with its baseline makes a change of the machine's
+    load (other processes) hit both alike. A function may return its own
+    elapsed time (a ``float``), e.g. to leave its set-up out.
+    """
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, out in zip(fns, times):
+            t0 = time.perf_counter()
+            result = fn()
+            elapsed = time.perf_counter() - t0
+            out.append(result if isinstance(result, float) else elapsed)
+    return [statistics.median(t) for t in times]
+
+
 def machine() -> str:
     import numpy
 

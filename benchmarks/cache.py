@@ -26,7 +26,7 @@ from beat_backend._cache.source import _VERIFIED, CachedDataSource
 from beat_backend._dataflow.data_loaders import DataLoader
 from beat_backend.testing.memory import MemoryDataSource
 
-from ._harness import Row, rate, seconds
+from ._harness import Row, alternate, rate, seconds
 
 FORMATS = {
     "bench/small/1": {"a": "int32", "b": "float64", "c": "string"},
@@ -116,10 +116,12 @@ def _array_rows(root, prefix, label, name, shape, count, target, read_target):
         clean()
         return _write(prefix, path, name, objs, count)
 
-    t_raw_w = seconds(raw_write, repeat)
-    t_w = seconds(write, repeat)
-    t_raw_r = seconds(lambda: _raw_read(last_raw[-1], shape, dtype, count), repeat)
-    t_r = seconds(lambda: _read(prefix, path), repeat)
+    # alternated with their baselines: a change of load hits both alike
+    t_raw_w, t_w = alternate([raw_write, write], repeat)
+    t_raw_r, t_r = alternate(
+        [lambda: _raw_read(last_raw[-1], shape, dtype, count), lambda: _read(prefix, path)],
+        repeat,
+    )
     for p in last_raw:
         os.unlink(p)
     clean()

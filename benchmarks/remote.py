@@ -34,7 +34,7 @@ from beat_backend._cache.sink import CachedDataSink
 from beat_backend._transport.pipeline import request
 from beat_backend._transport.remote import RemoteDataSource
 
-from ._harness import Row, seconds
+from ._harness import Row, alternate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOLDEN = os.path.join(ROOT, "tests", "data", "golden")
@@ -155,10 +155,9 @@ def _remote_rows(ctx, prefix, path, name, label, n, repeat, target):
         proc.wait()
         return elapsed
 
-    t_raw = sorted(stream() for _ in range(repeat))[repeat // 2]
+    t_raw, t_classic, t_batch = alternate([stream, lambda: ours(False), lambda: ours(True)], repeat)
     rows = []
-    for batch, how in ((False, "classic get read-ahead"), (True, "gtb batches")):
-        t_ours = sorted(ours(batch) for _ in range(repeat))[repeat // 2]
+    for t_ours, how in ((t_classic, "classic get read-ahead"), (t_batch, "gtb batches")):
         rows.append(
             Row(
                 f"remote read {n} {label} ({how})",
@@ -207,86 +206,93 @@ def start_env(root):
     return env
 
 
-def _execute_first_unit(repeat, env=None):
-    """Seconds from spawning ``execute`` to its first ``get`` (fake provider here)."""
-    with open(os.path.join(GOLDEN, "wire", "database.json"), encoding="utf-8") as f:
-        conv = json.load(f)["conversations"][0]
-    replies = {}
-    requests = [m for m in conv["messages"] if m["from"] == "client"]
-    answers = [m for m in conv["messages"] if m["from"] == "server"]
-    for req, ans in zip(requests, answers):
-        frames = tuple(bytes.fromhex(x["hex"]) for x in req["frames"])
-        replies[frames] = [bytes.fromhex(x["hex"]) for x in ans["frames"]]
-    times = []
-    work = tempfile.mkdtemp(prefix="beat_bench_exec_")
-    try:
-        run_dir = os.path.join(work, "run")
-        shutil.copytree(os.path.join(GOLDEN, "experiment", "scripts", "scale", "runner"), run_dir)
-        path = os.path.join(run_dir, "configuration.json")
+class _ExecuteStart:
+    """Spawns ``execute`` (golden ``scale`` block) against a fake provider in this process.
+
+    ``once()``: seconds from ``Popen`` to the first ``get`` it sends.
+    """
+
+    def __init__(self, env=None):
+        with open(os.path.join(GOLDEN, "wire", "database.json"), encoding="utf-8") as f:
+            conv = json.load(f)["conversations"][0]
+        self.replies = {}
+        requests = [m for m in conv["messages"] if m["from"] == "client"]
+        answers = [m for m in conv["messages"] if m["from"] == "server"]
+        for req, ans in zip(requests, answers):
+            frames = tuple(bytes.fromhex(x["hex"]) for x in req["frames"])
+            self.replies[frames] = [bytes.fromhex(x["hex"]) for x in ans["frames"]]
+        self.env = env
+        self.work = tempfile.mkdtemp(prefix="beat_bench_exec_")
+        self.run_dir = os.path.join(self.work, "run")
+        shutil.copytree(
+            os.path.join(GOLDEN, "experiment", "scripts", "scale", "runner"), self.run_dir
+        )
+        path = os.path.join(self.run_dir, "configuration.json")
         with open(path, encoding="utf-8") as f:
             text = f.read().replace('"uid": 0', f'"uid": {os.getuid()}')
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
-        ctx = zmq.Context()
-        for _ in range(repeat + 1):  # the first run warms the bytecode cache up
-            cache = tempfile.mkdtemp(dir=work)
-            platform = ctx.socket(zmq.PAIR)
-            pport = platform.bind_to_random_port("tcp://127.0.0.1")
-            db = ctx.socket(zmq.PAIR)
-            dport = db.bind_to_random_port("tcp://127.0.0.1")
-            t0 = time.perf_counter()
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "beat_backend.scripts.execute",
-                    f"--cache={cache}",
-                    f"tcp://127.0.0.1:{pport}",
-                    run_dir,
-                    f"tcp://127.0.0.1:{dport}",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env=env,
-            )
-            first = None
-            while True:
-                frames = db.recv_multipart()
-                if frames[0] == b"get" and first is None:
-                    first = time.perf_counter() - t0
-                if frames[0] == b"don":
-                    db.send(b"ack")
-                    break
-                # the recorded provider used other input names: map `sample' to train_sample
-                key = tuple(f.replace(b"sample", b"train_sample") for f in frames)
-                db.send_multipart(replies[key])
-            platform.recv_multipart()
-            platform.send(b"ack")
-            proc.wait()
-            times.append(first)
-            platform.close(linger=0)
-            db.close(linger=0)
-        ctx.term()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    times = times[1:]
-    return sorted(times)[len(times) // 2]
+        self.ctx = zmq.Context()
+
+    def once(self) -> float:
+        cache = tempfile.mkdtemp(dir=self.work)
+        platform = self.ctx.socket(zmq.PAIR)
+        pport = platform.bind_to_random_port("tcp://127.0.0.1")
+        db = self.ctx.socket(zmq.PAIR)
+        dport = db.bind_to_random_port("tcp://127.0.0.1")
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "beat_backend.scripts.execute",
+                f"--cache={cache}",
+                f"tcp://127.0.0.1:{pport}",
+                self.run_dir,
+                f"tcp://127.0.0.1:{dport}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=self.env,
+        )
+        first = None
+        while True:
+            frames = db.recv_multipart()
+            if frames[0] == b"get" and first is None:
+                first = time.perf_counter() - t0
+            if frames[0] == b"don":
+                db.send(b"ack")
+                break
+            # the recorded provider used other input names: map `sample' to train_sample
+            key = tuple(f.replace(b"sample", b"train_sample") for f in frames)
+            db.send_multipart(self.replies[key])
+        platform.recv_multipart()
+        platform.send(b"ack")
+        proc.wait()
+        platform.close(linger=0)
+        db.close(linger=0)
+        return first
+
+    def close(self):
+        self.ctx.term()
+        shutil.rmtree(self.work, ignore_errors=True)
 
 
 def run(quick: bool = False) -> list[Row]:
     repeat = 5
     rows = remote_rows(quick, repeat)
     root = tempfile.mkdtemp(prefix="beat_bench_start_")
+    start = _ExecuteStart(start_env(root))
     try:
-        env = start_env(root)
 
         def bare_start():
-            subprocess.run([sys.executable, "-c", "import numpy, zmq"], check=True, env=env)
+            subprocess.run([sys.executable, "-c", "import numpy, zmq"], check=True, env=start.env)
 
-        bare_start()  # warms the bytecode cache up
-        bare = seconds(bare_start, repeat)
-        first = _execute_first_unit(repeat, env)
+        bare_start()  # warm the bytecode cache up
+        start.once()
+        bare, first = alternate([bare_start, start.once], repeat)
     finally:
+        start.close()
         shutil.rmtree(root, ignore_errors=True)
     rows.append(
         Row(
