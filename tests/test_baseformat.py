@@ -1397,3 +1397,70 @@ def test_class_attributes_describe_the_types(T):
     obj = t()
     obj.b = numpy.True_
     assert t.b == numpy.dtype("bool")  # the class attribute keeps the type
+
+
+def test_string_after_fixed_fields_packs_its_length_with_them(T):
+    # the encoder packs `a' and the length of `b' in one struct call: same bytes
+    obj = T("user/abc/1")(a=1, b="hé", c=2.5)
+    expected = b"\x01" + (3).to_bytes(8, "little") + "hé".encode() + struct.pack("<f", 2.5)
+    assert obj.pack() == expected
+    assert T("user/abc/1")().unpack(expected).as_dict() == {"a": 1, "b": "hé", "c": 2.5}
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("user/single_integer/1", False),
+        ("user/abc/1", False),
+        ("user/two_objects/1", False),
+        ("user/integers/1", False),
+        ("user/int8/1", True),
+        ("user/fixed_1d_array_of_objects/1", True),
+        ("user/everything/1", True),
+    ],
+)
+def test_has_arrays(T, name, expected):
+    from beat_backend._format.baseformat import has_arrays
+
+    assert has_arrays(T(name)) is expected
+
+
+def test_has_arrays_sees_an_array_in_a_nested_object():
+    from beat_backend._format.baseformat import has_arrays
+
+    nested = DataFormat("/nonexistent", {"outer": {"inner": {"v": [0, "float64"]}}})
+    flat = DataFormat("/nonexistent", {"outer": {"inner": {"v": "float64"}}})
+    assert has_arrays(nested.type) is True
+    assert has_arrays(flat.type) is False
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "need 1 bytes at offset 0, buffer holds 0"),
+        (b"\x01", "field `b': need 8 bytes at offset 1, buffer holds 1"),
+        (b"\x01\x05\x00\x00\x00", "field `b': need 8 bytes at offset 1, buffer holds 5"),
+        (
+            b"\x01" + (5).to_bytes(8, "little") + b"ab",
+            "field `b': need 5 bytes at offset 9, buffer holds 11",
+        ),
+        (
+            b"\x01" + (2).to_bytes(8, "little") + b"ab\x00",
+            "dataformat `user/abc/1': need 4 bytes at offset 11, buffer holds 12",
+        ),
+    ],
+)
+def test_truncated_string_after_fixed_fields_names_the_field(T, data, message):
+    with pytest.raises(DecodingError) as info:
+        T("user/abc/1")().unpack(data)
+    assert str(info.value).startswith("truncated data while decoding ")
+    assert str(info.value).endswith(message)
+
+
+def test_invalid_utf8_after_fixed_fields_names_the_field(T):
+    data = b"\x01" + (2).to_bytes(8, "little") + b"\xff\xfe" + struct.pack("<f", 1.0)
+    with pytest.raises(DecodingError) as info:
+        T("user/abc/1")().unpack(data)
+    assert str(info.value).startswith(
+        "invalid UTF-8 in field `b': 'utf-8' codec can't decode byte 0xff"
+    )

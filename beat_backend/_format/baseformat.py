@@ -266,3 +266,14 @@ def make_class(name: str, format: dict, fields: list) -> type:
 
 
 __all__ = ["baseformat", "make_class", "kind_of"]
+
+
+def has_arrays(cls: type) -> bool:
+    """Whether objects of ``cls`` (or of a format nested in it) hold arrays."""
+    for descriptor in cls._descriptors.values():
+        if isinstance(descriptor, list):
+            return True
+        nested = isinstance(descriptor, type) and hasattr(descriptor, "_descriptors")
+        if nested and has_arrays(descriptor):
+            return True
+    return False

@@ -168,6 +168,10 @@ def _truncated(what, need, off, size):
     )
 
 
+def _bad_utf8(what, exc):
+    return DecodingError(f"invalid UTF-8 in {what}: {exc}")
+
+
 def _read_str(buf, off, what):
     size = len(buf)
     if off + 8 > size:
@@ -180,7 +184,7 @@ def _read_str(buf, off, what):
     try:
         return str(buf[off:end], "utf-8"), end
     except UnicodeDecodeError as exc:
-        raise DecodingError(f"invalid UTF-8 in {what}: {exc}") from None
+        raise _bad_utf8(what, exc) from None
 
 
 def _read_dims(buf, off, ndims, what):
@@ -314,6 +318,7 @@ _RUNTIME = {
     "_pack_objects": _pack_objects,
     "_pack_nested": _pack_nested,
     "_truncated": _truncated,
+    "_bad_utf8": _bad_utf8,
     "_struct_error": struct.error,
 }
 
@@ -347,6 +352,20 @@ def _element(descriptor):
     return descriptor[-1] if isinstance(descriptor, list) else descriptor
 
 
+def _string_body(field: str) -> list[str]:
+    """Decoder lines reading the ``_n`` UTF-8 bytes at ``off`` into ``field`` (as ``_read_str``)."""
+    what = f"field `{field}'"
+    return [
+        "    _e = off + _n",
+        f"    if _e > len(buf): raise _truncated({what!r}, _n, off, len(buf))",
+        "    try:",
+        f"        d[{field!r}] = str(buf[off:_e], 'utf-8')",
+        "    except UnicodeDecodeError as _x:",
+        f"        raise _bad_utf8({what!r}, _x) from None",
+        "    off = _e",
+    ]
+
+
 def _compile(fields, key) -> _Plan:
     """Generate decode/encode functions for ``fields`` = [(name, descriptor)] (packed order)."""
     dec = [
@@ -361,7 +380,9 @@ def _compile(fields, key) -> _Plan:
     min_size = 0
     run: list = []  # pending fixed-size struct run: [(field, dtype)]
 
-    def flush():
+    def flush(string_field=None):
+        """Emit the pending run; ``string_field``: a string that follows it, whose
+        length the encoder packs with the run (one ``pack`` call, same bytes)."""
         nonlocal min_size
         if not run:
             return
@@ -371,18 +392,38 @@ def _compile(fields, key) -> _Plan:
         consts[f"_S{i}u"] = st.unpack_from
         consts[f"_S{i}p"] = st.pack
         names = [f"_v{j}" for j in range(len(run))]
-        dec.append(
-            f"    if off + {st.size} > len(buf): "
-            f"raise _truncated(_what, {st.size}, off, len(buf))"
-        )
-        dec.append(f"    {', '.join(names)}, = _S{i}u(buf, off)")
-        dec.append(f"    off += {st.size}")
+        if string_field is None:
+            dec.append(
+                f"    if off + {st.size} > len(buf): "
+                f"raise _truncated(_what, {st.size}, off, len(buf))"
+            )
+            dec.append(f"    {', '.join(names)}, = _S{i}u(buf, off)")
+            dec.append(f"    off += {st.size}")
+        else:  # the string's length is unpacked with the run (same errors as apart)
+            consts[f"_S{i}v"] = struct.Struct("<" + codes + "Q").unpack_from
+            what = f"field `{string_field}'"
+            dec.append(f"    if off + {st.size + 8} > len(buf):")
+            dec.append(
+                f"        if off + {st.size} > len(buf): "
+                f"raise _truncated(_what, {st.size}, off, len(buf))"
+            )
+            dec.append(f"        raise _truncated({what!r}, 8, off + {st.size}, len(buf))")
+            dec.append(f"    {', '.join(names)}, _n = _S{i}v(buf, off)")
+            dec.append(f"    off += {st.size + 8}")
         for (field, dt), var in zip(run, names):
             tname = f"_T{len(consts)}"
             consts[tname] = dt.type
             dec.append(f"    d[{field!r}] = {tname}({var})")
+        if string_field is not None:
+            dec.extend(_string_body(string_field))
         args = ", ".join(f"d[{field!r}]" for field, _ in run)
-        enc.append(f"    parts.append(_S{i}p({args}))")
+        if string_field is None:
+            enc.append(f"    parts.append(_S{i}p({args}))")
+        else:
+            consts[f"_S{i}q"] = struct.Struct("<" + codes + "Q").pack
+            enc.append(f"    _s = d[{string_field!r}].encode('utf-8')")
+            enc.append(f"    parts.append(_S{i}q({args}, len(_s)))")
+            enc.append("    parts.append(_s)")
         min_size += st.size
         run.clear()
 
@@ -391,7 +432,8 @@ def _compile(fields, key) -> _Plan:
         if kind == "numeric" and desc.name in _STRUCT_CODES:
             run.append((field, desc))
             continue
-        flush()
+        fused = kind == "string" and bool(run)
+        flush(field if fused else None)
         n = len(consts)
         what = f"field `{field}'"
         if kind == "numeric":
@@ -402,10 +444,16 @@ def _compile(fields, key) -> _Plan:
             min_size += desc.itemsize
         elif kind == "string":
             consts[f"_X{n}"] = None
-            dec.append(f"    d[{field!r}], off = _read_str(buf, off, {what!r})")
-            enc.append(f"    _s = d[{field!r}].encode('utf-8')")
-            enc.append("    parts.append(_U64p(len(_s)))")
-            enc.append("    parts.append(_s)")
+            if not fused:  # else unpacked and packed with the run before it
+                dec.append(
+                    f"    if off + 8 > len(buf): raise _truncated({what!r}, 8, off, len(buf))"
+                )
+                dec.append("    _n, = _U64u(buf, off)")
+                dec.append("    off += 8")
+                dec.extend(_string_body(field))
+                enc.append(f"    _s = d[{field!r}].encode('utf-8')")
+                enc.append("    parts.append(_U64p(len(_s)))")
+                enc.append("    parts.append(_s)")
             min_size += 8
         elif kind == "object":
             gname = f"_N{n}"
