@@ -1029,3 +1029,44 @@ def test_load_data_index_with_glob_characters_in_the_root(tmp_path, single):
     cache.mkdir()
     _write_example(str(cache), single)
     assert load_data_index(str(cache), "ab/cd/ef/0123.data") == [0, 2, 4]
+
+
+@pytest.mark.parametrize("name", ["user/text/1", "user/mixed/1"])
+def test_sink_bytes_across_many_buffer_flushes(cache, prefix, name):
+    """Small records (formatted whole) and records with arrays (written in parts)
+    give the spec's bytes, checksums and statistics over several 1 MiB buffers."""
+    import hashlib
+
+    df = load_format(prefix, name)
+    n = 60000
+    objs = [df.type(text="t" * (i % 50)) for i in range(97)]
+    if name == "user/mixed/1":
+        for i, obj in enumerate(objs):
+            obj.vec = numpy.arange(i % 9, dtype=numpy.float64)
+    sink = CachedDataSink()
+    assert sink.setup(os.path.join(cache, "many.data"), df, 0, 2 * n - 1) is True
+    expected = bytearray(f"binary\n{name}\n".encode())
+    index = bytearray()
+    for i in range(n):
+        obj = objs[i % len(objs)]
+        sink.write(obj, 2 * i, 2 * i + 1)
+        payload = obj.pack()
+        expected += b"%d %d %d\n%b\n" % (2 * i, 2 * i + 1, len(payload) + 1, payload)
+        index += b"%d %d\n" % (2 * i, 2 * i + 1)
+    assert len(expected) > 2 * (1 << 20)
+    header = len(f"binary\n{name}\n")
+    assert sink.nb_bytes_written == len(expected) - header + len(index)
+    assert sink.close() is True
+    base = os.path.join(cache, f"many.0.{2 * n - 1}")
+    assert _read(base + ".data") == expected
+    assert _read(base + ".index") == index
+    assert _read(base + ".data.checksum").decode() == hashlib.sha256(expected).hexdigest()
+    assert _read(base + ".index.checksum").decode() == hashlib.sha256(index).hexdigest()
+    source = CachedDataSource()
+    assert source.setup(os.path.join(cache, "many.data"), prefix) is True
+    assert len(source) == n
+    for i in (0, 1, n // 2, n - 1):
+        data, start, end = source[i]
+        assert (start, end) == (2 * i, 2 * i + 1)
+        assert data.pack() == objs[i % len(objs)].pack()
+    source.close()

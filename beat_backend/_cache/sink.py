@@ -27,6 +27,7 @@ import stat
 import time
 
 from .._core.jsonio import dumps_numpy
+from .._format.baseformat import has_arrays
 from .base import DataSink
 from .index import data_filename, index_filename, read_checksum
 
@@ -34,6 +35,10 @@ logger = logging.getLogger(__name__)
 
 _BUFFER = 1 << 20
 _DIRECT = 1 << 18  # payload parts this large bypass the buffer (no extra copy)
+_EMPTY = b""
+_NEWLINE = b"\n"
+_clock = time.perf_counter
+_join = b"".join
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
 
@@ -106,9 +111,14 @@ def publish_text(path: str, text: str) -> None:
 
 
 class _HashingWriter:
-    """A binary file written through a 1 MiB buffer, hashed chunk by chunk."""
+    """A binary file written through a 1 MiB buffer, hashed chunk by chunk.
 
-    __slots__ = ("file", "sha", "path", "buf")
+    ``buf`` stays the same ``bytearray`` for the writer's life (emptied in
+    place), so a caller may append to it directly and call :meth:`flush`
+    once it holds ``_BUFFER`` bytes or more.
+    """
+
+    __slots__ = ("file", "sha", "path", "buf", "written")
 
     def __init__(self, path):
         self.path = path
@@ -117,15 +127,15 @@ class _HashingWriter:
         fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.sha = hashlib.sha256()
         self.buf = bytearray()
+        self.written = 0  # bytes emitted to the file (the buffer not included)
 
     def write(self, data):
-        buf = self.buf
         if len(data) >= _DIRECT:
             self.flush()
             self._emit(data)
             return
-        buf += data
-        if len(buf) >= _BUFFER:
+        self.buf += data
+        if len(self.buf) >= _BUFFER:
             self.flush()
 
     def write_parts(self, parts, size):
@@ -141,16 +151,17 @@ class _HashingWriter:
             self.flush()
 
     def _emit(self, data):
-        view = memoryview(data)
-        self.sha.update(view)
-        while view:
-            n = self.file.write(view)
-            view = view[n:]
+        with memoryview(data) as view:
+            self.sha.update(view)
+            self.written += len(view)
+            while view:
+                n = self.file.write(view)
+                view = view[n:]
 
     def flush(self):
         if self.buf:
             self._emit(self.buf)
-            self.buf = bytearray()
+            del self.buf[:]
 
     def close(self):
         try:
@@ -160,7 +171,7 @@ class _HashingWriter:
 
     def abort(self):
         """Close without writing what is still buffered (the file is discarded)."""
-        self.buf = bytearray()
+        del self.buf[:]
         self.file.close()
 
 
@@ -181,6 +192,11 @@ class CachedDataSink(DataSink):
         self._index_filename = None
         self._type = None
         self._name = None
+        self._accepted = None  # the class whose objects ``write`` takes unchecked
+        self._binary = True
+        self._flat = False  # binary and no arrays anywhere in the format
+        self._data_buf = None
+        self._index_buf = None
 
     # -- set up ---------------------------------------------------------------
 
@@ -206,6 +222,9 @@ class CachedDataSink(DataSink):
         self.write_duration = 0
         self._type = dataformat.type
         self._name = dataformat.name
+        self._accepted = None
+        self._binary = encoding == "binary"
+        self._flat = self._binary and not has_arrays(dataformat.type)
 
         try:
             self.data_file = _HashingWriter(temporary_name(self.filename))
@@ -215,6 +234,8 @@ class CachedDataSink(DataSink):
             self._discard()
             return False
 
+        self._data_buf = self.data_file.buf
+        self._index_buf = self.index_file.buf
         self.data_file.write(f"{encoding}\n{dataformat.name}\n".encode())
         return True
 
@@ -222,6 +243,50 @@ class CachedDataSink(DataSink):
 
     def write(self, data, start_data_index, end_data_index):
         """Append one record covering ``start_data_index..end_data_index``."""
+        if data.__class__ is not self._accepted:
+            data = self._check(data)
+        t0 = _clock()
+        if self._flat:  # binary, no arrays: small records, formatted in one go
+            parts = []
+            data._encode(data, parts)
+            payload = _join(parts)
+            record = b"%d %d %d\n%b\n" % (
+                start_data_index,
+                end_data_index,
+                len(payload) + 1,
+                payload,
+            )
+            buf = self._data_buf
+            buf += record
+            if len(buf) >= _BUFFER:
+                self.data_file.flush()
+            written = len(record)
+        elif self._binary:
+            parts = [_EMPTY]
+            data._encode(data, parts)
+            parts.append(_NEWLINE)
+            size = sum(map(len, parts))
+            parts[0] = header = b"%d %d %d\n" % (start_data_index, end_data_index, size)
+            # large parts (arrays) are written without a copy
+            self.data_file.write_parts(parts, size)
+            written = len(header) + size
+        else:
+            payload = dumps_numpy(data.as_dict(), indent=4).encode("utf-8") + b"\n"
+            header = b"%d %d %d\n" % (start_data_index, end_data_index, len(payload))
+            self.data_file.write(header)
+            self.data_file.write(payload)
+            written = len(header) + len(payload)
+        line = b"%d %d\n" % (start_data_index, end_data_index)
+        ibuf = self._index_buf
+        ibuf += line
+        if len(ibuf) >= _BUFFER:
+            self.index_file.flush()
+        self.nb_bytes_written += written + len(line)
+        self.write_duration += _clock() - t0
+        self.last_written_data_index = end_data_index
+
+    def _check(self, data):
+        """``data`` as an object of this sink's format (the class is then accepted)."""
         if self._name is None:  # never set up: there is no format to check against
             raise RuntimeError("No destination file")
         if isinstance(data, dict):
@@ -233,27 +298,8 @@ class CachedDataSink(DataSink):
             )
         if self.data_file is None:
             raise RuntimeError("No destination file")
-
-        t0 = time.perf_counter()
-        if self.encoding == "binary":
-            parts = [b""]
-            data._encode(data, parts)
-            parts.append(b"\n")
-            size = sum(map(len, parts))
-            header = b"%d %d %d\n" % (start_data_index, end_data_index, size)
-            parts[0] = header
-            self.data_file.write_parts(parts, size)
-        else:
-            payload = dumps_numpy(data.as_dict(), indent=4).encode("utf-8") + b"\n"
-            size = len(payload)
-            header = b"%d %d %d\n" % (start_data_index, end_data_index, size)
-            self.data_file.write(header)
-            self.data_file.write(payload)
-        line = b"%d %d\n" % (start_data_index, end_data_index)
-        self.index_file.write(line)
-        self.nb_bytes_written += len(header) + size + len(line)
-        self.write_duration += max(time.perf_counter() - t0, 1e-9)
-        self.last_written_data_index = end_data_index
+        self._accepted = data.__class__
+        return data
 
     # -- closing ----------------------------------------------------------------
 
@@ -280,6 +326,7 @@ class CachedDataSink(DataSink):
                 ok = False
         self.data_file = None
         self.index_file = None
+        self._accepted = None  # ``write`` checks again: nothing to write to
         return ok
 
     def close(self):
@@ -310,6 +357,7 @@ class CachedDataSink(DataSink):
             raise
         self.data_file = None
         self.index_file = None
+        self._accepted = None  # ``write`` checks again: nothing to write to
         try:
             with publication_lock(self.filename):
                 self._publish(data_file, index_file)

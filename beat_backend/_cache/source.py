@@ -24,6 +24,9 @@ from .index import getAllFilenames, parse_range, read_checksum
 logger = logging.getLogger(__name__)
 
 _VERIFIED: dict = {}
+_clock = time.perf_counter
+# what a compiled decoder raises on bytes that are not a value of its format
+_DECODING_ERRORS = (DecodingError, ValueError, TypeError, OverflowError, MemoryError, SystemError)
 _VERIFIED_LOCK = threading.Lock()
 
 
@@ -119,6 +122,7 @@ class CachedDataSource(DataSource):
         self._maps = {}
         self._files = {}
         self._views = {}
+        self._binary = False
 
     def setup(self, filename, prefix, start_index=None, end_index=None, unpack=True):
         """Configure the source; returns ``True`` on success, ``False`` if no file exists."""
@@ -161,6 +165,7 @@ class CachedDataSource(DataSource):
                 self.dataformat = self._load_format(name, prefix, path)
             _scan(buf, offset, path, file_index, start_index, end_index, self.infos)
         self._type = self.dataformat.type
+        self._binary = self.encoding == "binary"
         # the maps stay open for the reads, but no unit was read yet
         self.current_file = None
         self.current_file_index = None
@@ -240,9 +245,9 @@ class CachedDataSource(DataSource):
         infos = self.infos
         if index < 0 or index >= len(infos):
             return (None, None, None)
-        t0 = time.perf_counter()
+        t0 = _clock()
         info = infos[index]
-        fi = info.file_index
+        fi, start, end_index, offset, size = info
         view = self._views.get(fi)
         if view is None:
             self._map(fi)
@@ -250,37 +255,39 @@ class CachedDataSource(DataSource):
         if fi != self.current_file_index:
             self.current_file = self._files[fi]
             self.current_file_index = fi
-        offset = info.offset
-        end = offset + info.size
-        if not self.unpack:
-            data = bytes(view[offset:end])
-        elif self.encoding == "binary":
+        if self.unpack and self._binary:  # the common case
             try:
-                data, used = self._type._from_buffer(view[offset:end], 0, False)
-            except DecodingError as exc:
+                # bounded to the record: a header that lies is an error, never a value
+                data, used = self._type._decode(view[offset : offset + size], 0, False)
+            except _DECODING_ERRORS as exc:
+                raise self._undecodable(info, exc) from None
+            if used != size - 1:
                 raise CacheError(
-                    f"cannot decode record {info.start_index}..{info.end_index} of "
-                    f"`{self.filenames[info.file_index]}': {exc}"
-                ) from None
-            if used != info.size - 1:
-                raise CacheError(
-                    f"record {info.start_index}..{info.end_index} of "
-                    f"`{self.filenames[info.file_index]}' announces {info.size - 1} bytes of "
-                    f"payload but its value uses {used}"
+                    f"record {start}..{end_index} of `{self.filenames[fi]}' announces "
+                    f"{size - 1} bytes of payload but its value uses {used}"
                 )
+        elif not self.unpack:
+            data = bytes(view[offset : offset + size])
         else:
             try:
-                payload = bytes(view[offset:end]).decode("utf-8")
+                payload = bytes(view[offset : offset + size]).decode("utf-8")
                 obj = json.loads(payload, object_pairs_hook=error_on_duplicate_key_hook)
             except ValueError as exc:  # UnicodeDecodeError, JSONDecodeError, duplicate keys
-                raise CacheError(
-                    f"cannot decode record {info.start_index}..{info.end_index} of "
-                    f"`{self.filenames[info.file_index]}': {exc}"
-                ) from None
+                raise self._undecodable(info, exc) from None
             data = self._type().from_dict(obj, casting="unsafe", add_defaults=False)
-        self.nb_bytes_read += info.size
-        self.read_duration += time.perf_counter() - t0
-        return (data, info.start_index, info.end_index)
+        self.nb_bytes_read += size
+        self.read_duration += _clock() - t0
+        return (data, start, end_index)
+
+    def _undecodable(self, info, exc) -> CacheError:
+        if not isinstance(exc, DecodingError):  # raised by the decoder itself
+            exc = DecodingError(
+                f"cannot decode dataformat `{self._type._name}': {type(exc).__name__}: {exc}"
+            )
+        return CacheError(
+            f"cannot decode record {info.start_index}..{info.end_index} of "
+            f"`{self.filenames[info.file_index]}': {exc}"
+        )
 
     def wire_payload(self, position):
         """``(payload, start, end)`` of unit ``position`` for a ``get`` reply.
