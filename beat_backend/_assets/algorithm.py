@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import numpy
 
-from .._core.errors import DeclarationError, DuplicateKeyError
-from .._core.jsonio import dumps_numpy, loads_declaration
+from .._core.errors import DeclarationError
 from . import loader
 from . import storage as _storage
+from .common import DeclaredAsset, same_prefix
 from .dataformat import DataFormat
 from .dataformat import Storage as DataFormatStorage
-from .library import Library, same_prefix
+from .library import export_libraries, use_library
 from .library import uses_dict as _uses_dict
 from .runner import Runner
 
@@ -36,17 +36,14 @@ def _choices(values) -> str:
     return ", ".join(_repr(v) for v in values)
 
 
-class Storage(_storage.AssetStorage, _storage.CodeStorage):
+class Storage(_storage.AssetCodeStorage):
     """Resolves paths for algorithms."""
 
     asset_type = "algorithm"
     asset_folder = "algorithms"
 
-    def __init__(self, prefix: str, name: str, language: str | None = None):
-        super().__init__(self._resolve(prefix, name), language)
 
-
-class Algorithm:
+class Algorithm(DeclaredAsset):
     """Algorithms are the runnable components of the platform.
 
     This class parses the declaration (groups, parameters, results, ``uses``,
@@ -62,6 +59,10 @@ class Algorithm:
     AUTONOMOUS_LOOP_PROCESSOR = "autonomous_loop_processor"
 
     dataformat_klass = DataFormat
+
+    _kind = "algorithm"
+    _has_code = True
+    _needs_language = True
 
     def __init__(
         self,
@@ -91,30 +92,17 @@ class Algorithm:
     def _load(self, data, dataformat_cache, library_cache):
         self._name = data
         self.storage = Storage(self.prefix, data)
-        json_path = self.storage.json.path
-        if not self.storage.json.exists():
-            self.errors.append(f"Algorithm declaration file not found: {json_path}")
-            return
-        with open(json_path, "rb") as f:
-            raw = f.read()
-        try:
-            self.data = loads_declaration(raw, json_path)
-        except DuplicateKeyError as exc:
-            self.errors.append(f"Algorithm declaration file invalid: {exc}")
+        if not self._read_declaration():
             return
         if not isinstance(self.data, dict):
             self.errors.append(
-                f"Algorithm declaration invalid: expected a JSON object in {json_path}, "
-                f"got {type(self.data).__name__}"
+                f"Algorithm declaration invalid: expected a JSON object in "
+                f"{self.storage.json.path}, got {type(self.data).__name__}"
             )
             self.data = None
             return
 
-        self.code_path = self.storage.code.path
-        if self.storage.code.exists():
-            self.code = self.storage.code.load()
-        else:
-            self.errors.append(f"Algorithm code not found: {self.code_path}")
+        self._read_code()
 
         self._load_groups()
         self._load_dataformats(dataformat_cache)
@@ -269,21 +257,9 @@ class Algorithm:
             library_cache = {}
         for alias, used in uses.items():
             lib = library_cache.get(used)
-            if lib is None:
-                try:
-                    lib = Library(self.prefix, used, library_cache)
-                except (RuntimeError, DeclarationError) as exc:
-                    self.errors.append(f"referred library `{used}' ({alias}) is not valid: {exc}")
-                    continue
-                library_cache[used] = lib
-            self.libraries[used] = lib
-            if not lib.valid:
-                self.errors.append(f"referred library `{used}' ({alias}) is not valid")
+            use_library(self, alias, used, library_cache, lib, (RuntimeError, DeclarationError))
 
     # -- properties ---------------------------------------------------------
-
-    def _get(self, key, default=None):
-        return self.data.get(key, default) if isinstance(self.data, dict) else default
 
     @property
     def name(self) -> str:
@@ -295,10 +271,6 @@ class Algorithm:
         self._name = value
         self.storage = Storage(self.prefix, value, self._get("language"))
         self.code_path = self.storage.code.path
-
-    @property
-    def schema_version(self) -> int:
-        return self._get("schema_version", 1)
 
     @property
     def api_version(self) -> int:
@@ -348,10 +320,6 @@ class Algorithm:
         self.data["language"] = value
 
     @property
-    def valid(self) -> bool:
-        return not self.errors
-
-    @property
     def uses(self):
         """Alias (as seen by the code) -> library name, or ``None``."""
         return self._get("uses")
@@ -392,30 +360,6 @@ class Algorithm:
     def splittable(self, value):
         self.data["splittable"] = value
 
-    @property
-    def description(self):
-        """The short description (``description`` key)."""
-        return self._get("description")
-
-    @description.setter
-    def description(self, value):
-        self.data["description"] = value
-
-    @property
-    def documentation(self):
-        """The long ``.rst`` documentation, or ``None``."""
-        if self._name is None or self.storage is None:
-            raise RuntimeError("algorithm has no name")
-        return self.storage.doc.try_load()
-
-    @documentation.setter
-    def documentation(self, value):
-        if self._name is None or self.storage is None:
-            raise RuntimeError("algorithm has no name")
-        if hasattr(value, "read"):
-            value = value.read()
-        self.storage.doc.save(value)
-
     # -- operations ---------------------------------------------------------
 
     def clean_parameter(self, parameter: str, value):
@@ -438,12 +382,6 @@ class Algorithm:
             )
         return retval
 
-    def hash(self) -> str:
-        """Hash of the declaration (``description`` excluded) and the code."""
-        if self._name is None or self.storage is None:
-            raise RuntimeError("algorithm has no name")
-        return self.storage.hash()
-
     def result_dataformat(self):
         """The dataformat of the results (analyzers only), named ``analysis:<name>``."""
         if not self.results:
@@ -455,8 +393,7 @@ class Algorithm:
 
     def uses_dict(self) -> dict:
         """``{alias: {"path": <library code path>, "uses": <its uses_dict()>}}``."""
-        if not self.valid:
-            raise RuntimeError(f"algorithm `{self.name}' is not valid:\n" + "\n".join(self.errors))
+        self._require_valid()
         return _uses_dict(self.uses, self.libraries)
 
     def runner(self, klass: str = "Algorithm", exc=None) -> Runner:
@@ -487,24 +424,6 @@ class Algorithm:
                     raise
                 raise exc(e).with_traceback(e.__traceback__) from e
         return Runner(self._module, klass, self, exc)
-
-    def json_dumps(self, indent: int = 4) -> str:
-        """The JSON declaration of this object."""
-        return dumps_numpy(self.data, indent=indent)
-
-    def __str__(self):
-        return self.json_dumps()
-
-    def write(self, storage=None) -> None:
-        """Write declaration, code and ``.rst`` documentation to ``storage`` (or our own)."""
-        if self.language in (None, "unknown"):
-            raise RuntimeError("algorithm has no programming language set")
-        if storage is None:
-            if self._name is None or self.storage is None:
-                raise RuntimeError("algorithm has no name")
-            storage = self.storage
-        documentation = self.storage.doc.try_load() if self.storage is not None else None
-        storage.save(self.json_dumps(), self.code, documentation)
 
     def _exported_dataformats(self) -> tuple[dict, list]:
         """Named formats to write (used ones and what they need), and foreign ones.
@@ -544,20 +463,8 @@ class Algorithm:
 
     def export(self, prefix: str) -> None:
         """Export this algorithm, its dataformats and its libraries into ``prefix``."""
-        if self._name is None or self.storage is None:
-            raise RuntimeError("algorithm has no name")
-        if not self.valid:
-            raise RuntimeError(f"algorithm `{self.name}' is not valid:\n" + "\n".join(self.errors))
-        if same_prefix(prefix, self.prefix):
-            raise RuntimeError(
-                f"Cannot export algorithm `{self.name}' to its own prefix ({prefix})"
-            )
-        done: set = set()
-        for lib in self.libraries.values():
-            if isinstance(lib, Library):
-                lib._export(prefix, done)
-            else:  # pragma: no cover - a foreign object in the cache
-                lib.export(prefix)
+        self._check_export(prefix, same_prefix)
+        export_libraries(self.libraries, prefix, set())
         formats, foreign = self._exported_dataformats()
         for name, fmt in formats.items():
             fmt.write(DataFormatStorage(prefix, name))

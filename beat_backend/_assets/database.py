@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import copy
 
-from .._core.errors import AssetNameError, DuplicateKeyError
-from .._core.jsonio import dumps_numpy, loads_declaration
+from .._core.errors import AssetNameError
 from . import storage as _storage
+from .common import DeclaredAsset
 from .loader import load_module
 from .protocoltemplate import ProtocolTemplate, load_output_formats
 
@@ -33,7 +33,7 @@ class Storage(_storage.AssetStorage, _storage.CodeStorage):
         super().__init__(self._resolve(prefix, name), "python")
 
 
-class Database:
+class Database(DeclaredAsset):
     """Databases define the start point of the dataflow in an experiment.
 
     ``data`` is the database name (``<name>/<version>``), loaded from
@@ -41,6 +41,9 @@ class Database:
     ``protocoltemplate_cache`` (name -> ProtocolTemplate) are optional shared
     caches; a database loads each protocol template once.
     """
+
+    _kind = "database"
+    _has_code = True
 
     def __init__(
         self,
@@ -68,27 +71,14 @@ class Database:
     def _load(self, data, dataformat_cache):
         self._name = data
         self.storage = Storage(self.prefix, data)
-        path = self.storage.json.path
-        if not self.storage.json.exists():
-            self.errors.append(f"Database declaration file not found: {path}")
+        if not self._read_declaration():
             return
-        with open(path, "rb") as f:
-            raw = f.read()
-        try:
-            self.data = loads_declaration(raw, path)
-        except DuplicateKeyError as exc:
-            self.errors.append(f"Database declaration file invalid: {exc}")
-            return
-
-        self.code_path = self.storage.code.path
-        if self.storage.code.exists():
-            self.code = self.storage.code.load()
-        else:
-            self.errors.append(f"Database code not found: {self.code_path}")
+        self._read_code()
 
         if dataformat_cache is None:
             dataformat_cache = {}
         if not isinstance(self.data, dict):
+            path = self.storage.json.path
             self.errors.append(f"Database declaration invalid: {path} must hold a JSON object")
             return
         if self.schema_version == 1:
@@ -164,44 +154,6 @@ class Database:
     def name(self, value):
         self._name = value
         self.storage = Storage(self.prefix, value)
-
-    @property
-    def description(self):
-        """The short description (``description`` key)."""
-        return self.data.get("description") if isinstance(self.data, dict) else None
-
-    @description.setter
-    def description(self, value):
-        self.data["description"] = value
-
-    @property
-    def documentation(self):
-        """The long documentation (``.rst``), or ``None``."""
-        if self._name is None or self.storage is None:
-            raise RuntimeError("database has no name")
-        return self.storage.doc.try_load()
-
-    @documentation.setter
-    def documentation(self, value):
-        if self._name is None or self.storage is None:
-            raise RuntimeError("database has no name")
-        if hasattr(value, "read"):
-            value = value.read()
-        self.storage.doc.save(value)
-
-    def hash(self) -> str:
-        """The hexadecimal hash of the declaration and the code."""
-        if self._name is None or self.storage is None:
-            raise RuntimeError("database has no name")
-        return self.storage.hash()
-
-    @property
-    def schema_version(self) -> int:
-        return self.data.get("schema_version", 1) if isinstance(self.data, dict) else 1
-
-    @property
-    def valid(self) -> bool:
-        return not self.errors
 
     @property
     def environment(self):
@@ -297,30 +249,9 @@ class Database:
 
     # -- operations ---------------------------------------------------------
 
-    def json_dumps(self, indent: int = 4) -> str:
-        """The JSON declaration of this object."""
-        return dumps_numpy(self.data, indent=indent)
-
-    def __str__(self):
-        return self.json_dumps()
-
-    def write(self, storage=None) -> None:
-        """Write declaration, code and documentation to ``storage`` or its own."""
-        if storage is None:
-            if self._name is None or self.storage is None:
-                raise RuntimeError("database has no name")
-            storage = self.storage
-        documentation = self.storage.doc.try_load() if self.storage is not None else None
-        storage.save(self.json_dumps(), self.code, documentation)
-
     def export(self, prefix: str) -> None:
         """Export the protocol templates (v2), the formats, then this database."""
-        if self._name is None:
-            raise RuntimeError("database has no name")
-        if not self.valid:
-            raise RuntimeError(f"database `{self.name}' is not valid:\n" + "\n".join(self.errors))
-        if prefix == self.prefix:
-            raise RuntimeError(f"Cannot export database `{self.name}' to its own prefix ({prefix})")
+        self._check_export(prefix, need_storage=False)
         if self.schema_version != 1:
             for protocol in self.data["protocols"]:
                 self._template(protocol["template"]).export(prefix)

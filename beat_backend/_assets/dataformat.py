@@ -10,11 +10,11 @@ from __future__ import annotations
 import collections
 import copy
 
-from .._core.errors import DuplicateKeyError, FormatError, FormatTypeError
-from .._core.jsonio import dumps_numpy, loads_declaration
+from .._core.errors import FormatError, FormatTypeError
 from .._format.baseformat import make_class
 from .._format.types import array_dims, base_type, is_reference
 from . import storage as _storage
+from .common import DeclaredAsset
 
 _SPECIAL_KEYS = ("#description", "#schema_version", "#extends")
 _UNNAMED = "__unnamed_dataformat__"
@@ -38,12 +38,16 @@ def _is_reserved(key: str) -> bool:
     return len(key) >= 4 and key.startswith("__") and key.endswith("__")
 
 
-class DataFormat:
+class DataFormat(DeclaredAsset):
     """Data formats define the chunks of data that circulate between blocks.
 
     ``data`` is a name (``user/name/version``, loaded from ``prefix``) or a
     dict (an in-memory declaration, e.g. an analyzer's results).
     """
+
+    _kind = "dataformat"
+    _description_key = "#description"
+    _schema_version_key = "#schema_version"
 
     def __init__(self, prefix, data, parent=None, dataformat_cache=None):
         self._name = None
@@ -74,16 +78,7 @@ class DataFormat:
             self._name = data
             self.storage = Storage(self.prefix, data)
             dataformat_cache[self._name] = self
-            path = self.storage.json.path
-            if not self.storage.exists():
-                self.errors.append(f"Dataformat declaration file not found: {path}")
-                return
-            with open(path, "rb") as f:
-                raw = f.read()
-            try:
-                self.data = loads_declaration(raw, path)
-            except DuplicateKeyError as exc:
-                self.errors.append(f"Dataformat declaration file invalid: {exc}")
+            if not self._read_declaration():
                 return
         elif isinstance(data, dict):
             self.data = data
@@ -174,38 +169,8 @@ class DataFormat:
         self._type = None
 
     @property
-    def schema_version(self):
-        return self.data.get("#schema_version", 1) if isinstance(self.data, dict) else 1
-
-    @property
     def extends(self):
         return self.data.get("#extends") if isinstance(self.data, dict) else None
-
-    @property
-    def valid(self):
-        return not self.errors
-
-    @property
-    def description(self):
-        return self.data.get("#description") if isinstance(self.data, dict) else None
-
-    @description.setter
-    def description(self, value):
-        self.data["#description"] = value
-
-    @property
-    def documentation(self):
-        if self._name is None or self.storage is None:
-            raise RuntimeError("dataformat has no name")
-        return self.storage.doc.try_load()
-
-    @documentation.setter
-    def documentation(self, value):
-        if self._name is None or self.storage is None:
-            raise RuntimeError("dataformat has no name")
-        if hasattr(value, "read"):
-            value = value.read()
-        self.storage.doc.save(value)
 
     # -- the generated type -------------------------------------------------
 
@@ -262,12 +227,6 @@ class DataFormat:
 
     # -- operations ---------------------------------------------------------
 
-    def hash(self):
-        """The hexadecimal hash of the declaration (``#description`` excluded)."""
-        if self._name is None or self.storage is None:
-            raise RuntimeError("dataformat has no name")
-        return self.storage.hash()
-
     def validate(self, data):
         """Raise if ``data`` (dict, bytes or file object) is not a complete, safe value."""
         if isinstance(data, dict):
@@ -288,22 +247,6 @@ class DataFormat:
             current = current.referenced.get(current.extends)
         return False
 
-    def json_dumps(self, indent=4):
-        """The JSON declaration of this object."""
-        return dumps_numpy(self.data, indent=indent)
-
-    def __str__(self):
-        return self.json_dumps()
-
-    def write(self, storage=None):
-        """Write the declaration (and its documentation) to ``storage`` or its own."""
-        if storage is None:
-            if self._name is None or self.storage is None:
-                raise RuntimeError("dataformat has no name")
-            storage = self.storage
-        documentation = self.storage.doc.try_load() if self.storage is not None else None
-        storage.save(self.json_dumps(), documentation)
-
     def _dependencies(self):
         """Named formats this one needs (through inline objects too)."""
         out = {}
@@ -322,14 +265,7 @@ class DataFormat:
 
     def export(self, prefix):
         """Export this format and every format it needs into ``prefix``."""
-        if self._name is None or self.storage is None:
-            raise RuntimeError("dataformat has no name")
-        if not self.valid:
-            raise RuntimeError(f"dataformat `{self.name}' is not valid:\n" + "\n".join(self.errors))
-        if prefix == self.prefix:
-            raise RuntimeError(
-                f"Cannot export dataformat `{self.name}' to its own prefix ({prefix})"
-            )
+        self._check_export(prefix)
         dependencies = [obj for obj in self._dependencies().values() if obj.storage is not None]
         for obj in dependencies:
             # a broken dependency (missing, invalid) would be written as `null'

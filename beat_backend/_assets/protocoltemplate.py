@@ -7,9 +7,9 @@ class and overrides ``_load`` (platform-client.md §4).
 
 from __future__ import annotations
 
-from .._core.errors import AssetNameError, DuplicateKeyError
-from .._core.jsonio import dumps_numpy, loads_declaration
+from .._core.errors import AssetNameError
 from . import storage as _storage
+from .common import DeclaredAsset
 from .dataformat import DataFormat
 
 _UNNAMED = "__unnamed_protocoltemplate__"
@@ -58,11 +58,13 @@ def load_output_formats(owner, sets, dataformat_cache: dict) -> None:
             owner.dataformats[value] = dataformat
 
 
-class ProtocolTemplate:
+class ProtocolTemplate(DeclaredAsset):
     """The sets of a database protocol, with the data format of each output.
 
     ``data`` is the template name (``<name>/<version>``), loaded from ``prefix``.
     """
+
+    _kind = "protocol template"
 
     def __init__(self, prefix: str, data, dataformat_cache: dict | None = None):
         self._name = None
@@ -76,18 +78,10 @@ class ProtocolTemplate:
     def _load(self, data, dataformat_cache):
         self._name = data
         self.storage = Storage(self.prefix, data)
-        path = self.storage.json.path
-        if not self.storage.json.exists():
-            self.errors.append(f"Protocol template declaration file not found: {path}")
-            return
-        with open(path, "rb") as f:
-            raw = f.read()
-        try:
-            self.data = loads_declaration(raw, path)
-        except DuplicateKeyError as exc:
-            self.errors.append(f"Protocol template declaration file invalid: {exc}")
+        if not self._read_declaration():
             return
         if not isinstance(self.data, dict) or not isinstance(self.data.get("sets"), list):
+            path = self.storage.json.path
             self.errors.append(
                 f"Protocol template declaration invalid: {path} must hold an object "
                 "with a `sets' list"
@@ -109,44 +103,6 @@ class ProtocolTemplate:
         self._name = value
         self.storage = Storage(self.prefix, value)
 
-    @property
-    def description(self):
-        """The short description (``description`` key)."""
-        return self.data.get("description") if isinstance(self.data, dict) else None
-
-    @description.setter
-    def description(self, value):
-        self.data["description"] = value
-
-    @property
-    def documentation(self):
-        """The long documentation (``.rst``), or ``None``."""
-        if self._name is None or self.storage is None:
-            raise RuntimeError("protocol template has no name")
-        return self.storage.doc.try_load()
-
-    @documentation.setter
-    def documentation(self, value):
-        if self._name is None or self.storage is None:
-            raise RuntimeError("protocol template has no name")
-        if hasattr(value, "read"):
-            value = value.read()
-        self.storage.doc.save(value)
-
-    @property
-    def schema_version(self) -> int:
-        return self.data.get("schema_version", 1) if isinstance(self.data, dict) else 1
-
-    @property
-    def valid(self) -> bool:
-        return not self.errors
-
-    def hash(self) -> str:
-        """The hexadecimal hash of the declaration (``description`` excluded)."""
-        if self._name is None or self.storage is None:
-            raise RuntimeError("protocol template has no name")
-        return self.storage.hash()
-
     def sets(self) -> list:
         """The list of set declarations."""
         return self.data["sets"]
@@ -160,34 +116,9 @@ class ProtocolTemplate:
 
     # -- operations ---------------------------------------------------------
 
-    def json_dumps(self, indent: int = 4) -> str:
-        """The JSON declaration of this object."""
-        return dumps_numpy(self.data, indent=indent)
-
-    def __str__(self):
-        return self.json_dumps()
-
-    def write(self, storage=None) -> None:
-        """Write the declaration (and its documentation) to ``storage`` or its own."""
-        if storage is None:
-            if self._name is None or self.storage is None:
-                raise RuntimeError("protocol template has no name")
-            storage = self.storage
-        documentation = self.storage.doc.try_load() if self.storage is not None else None
-        storage.save(self.json_dumps(), documentation)
-
     def export(self, prefix: str) -> None:
         """Export the output formats, then this template, into ``prefix``."""
-        if self._name is None:
-            raise RuntimeError("protocol template has no name")
-        if not self.valid:
-            raise RuntimeError(
-                f"protocol template `{self.name}' is not valid:\n" + "\n".join(self.errors)
-            )
-        if prefix == self.prefix:
-            raise RuntimeError(
-                f"Cannot export protocol template `{self.name}' to its own prefix ({prefix})"
-            )
+        self._check_export(prefix, need_storage=False)
         for dataformat in self.dataformats.values():
             dataformat.export(prefix)
         self.write(Storage(prefix, self.name))

@@ -258,3 +258,10 @@ class AssetStorage:
         if self.hashed:
             return hashed_or_simple(prefix, self.asset_folder, name)
         return os.path.join(prefix, self.asset_folder, name)
+
+
+class AssetCodeStorage(AssetStorage, CodeStorage):
+    """A :class:`CodeStorage` found from ``prefix`` and ``name`` (optional ``language``)."""
+
+    def __init__(self, prefix: str, name: str, language: str | None = None):
+        super().__init__(self._resolve(prefix, name), language)
