@@ -118,6 +118,43 @@ def run_main(build_parser: Callable[[], argparse.ArgumentParser], run, argv) -> 
     return run(args)
 
 
+def entry_points(module_name: str) -> tuple[Callable, Callable, Callable]:
+    """``build_parser()``, ``add_parser(subparsers)`` and ``main(argv=None)`` of a script.
+
+    ``module_name`` is the script module; its ``NAME``, ``USAGE``,
+    ``DESCRIPTION``, ``HELP``, ``add_arguments`` and ``run`` are looked up
+    when the functions are called.
+    """
+
+    def script():
+        return sys.modules[module_name]
+
+    def build_parser() -> argparse.ArgumentParser:
+        module = script()
+        parser = new_parser(module.NAME, module.USAGE, module.DESCRIPTION)
+        module.add_arguments(parser)
+        return parser
+
+    def add_parser(subparsers) -> argparse.ArgumentParser:
+        module = script()
+        parser = add_subparser(
+            subparsers, module.NAME, module.USAGE, module.DESCRIPTION, module.HELP
+        )
+        module.add_arguments(parser)
+        return parser
+
+    def main(argv=None) -> int:
+        return run_main(build_parser, script().run, argv)
+
+    main.__doc__ = (
+        f"Run ``{script().NAME}`` with ``argv`` (without the program name); return the exit status."
+    )
+    for function in (build_parser, add_parser, main):
+        function.__module__ = module_name
+        function.__qualname__ = function.__name__
+    return build_parser, add_parser, main
+
+
 # -- logging ---------------------------------------------------------------------------
 
 
@@ -190,6 +227,28 @@ def sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def run_script(
+    args: argparse.Namespace,
+    script: str,
+    logger_name: str,
+    body: Callable[[argparse.Namespace, logging.Logger], int],
+    terminated: str = "terminated (SIGTERM)",
+    terminated_level: int = logging.INFO,
+) -> int:
+    """``body(args, logger)`` under :func:`script_logging` and :func:`sigterm_raises`.
+
+    After SIGTERM, ``terminated`` is logged (at ``terminated_level``) and
+    :data:`TERMINATED_STATUS` returned.
+    """
+    with script_logging(script, args.debug, logger_name) as logger:
+        try:
+            with sigterm_raises():
+                return body(args, logger)
+        except Terminated:
+            logger.log(terminated_level, terminated)
+            return TERMINATED_STATUS
+
+
 # -- users -----------------------------------------------------------------------------
 
 
@@ -234,6 +293,37 @@ def read_json(path: str):
         return json.load(f)
 
 
+def block_configuration(directory: str, logger: logging.Logger):
+    """``<directory>/configuration.json``, after switching to its ``uid`` (if set and not ours).
+
+    ``SystemFailure`` when ``directory`` does not exist.
+    """
+    if not os.path.exists(directory):
+        raise SystemFailure(f"Running directory `{directory}' not found")
+    config = read_json(os.path.join(directory, "configuration.json"))
+    uid = config.get("uid")
+    if uid is not None and os.getuid() != uid:
+        switch_user(uid, logger)
+    return config
+
+
+# -- serving ---------------------------------------------------------------------------
+
+
+def bind(handler_class, address: str, logger: logging.Logger):
+    """A ``handler_class(address)`` watching its client, or ``None`` (logged) if it cannot bind."""
+    import zmq
+
+    try:
+        handler = handler_class(address)
+    except zmq.ZMQError:
+        logger.error("cannot bind to %s:\n%s", address, traceback.format_exc())
+        return None
+    logger.debug("bound to %s", handler.address)
+    handler.watch_client()  # a dead client must not leave this process waiting forever
+    return handler
+
+
 # -- errors ----------------------------------------------------------------------------
 
 
@@ -254,6 +344,29 @@ def user_message(error: UserError) -> str:
     if isinstance(value, str):
         return f"'{value}'"
     return str(error)
+
+
+def report_error(exc: Exception, logger: logging.Logger, send: Callable[[str, str], object]) -> int:
+    """Log ``exc`` (being handled) and ``send(kind, message)`` it to the peer; return 1.
+
+    A :class:`UserError` and a ``MemoryError`` are ``usr`` errors, a
+    :class:`SystemFailure` (its message) and anything else (its traceback) ``sys``.
+    """
+    if isinstance(exc, UserError):
+        message = user_message(exc)
+        logger.error("User error: %s", message)
+        send("usr", message)
+    elif isinstance(exc, MemoryError):
+        logger.error("Memory error: %s", MEMORY_ERROR_TEXT)
+        send("usr", MEMORY_ERROR_TEXT)
+    elif isinstance(exc, SystemFailure):
+        logger.error("System error: %s", exc.message)
+        send("sys", exc.message)
+    else:
+        message = traceback.format_exc()
+        logger.error("System error: %s", message)
+        send("sys", message)
+    return 1
 
 
 def _cause_chain(exc: BaseException) -> Iterator[BaseException]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-import traceback
 
 from ..._core.errors import UserError
 from . import _common as common
@@ -45,45 +44,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = common.new_parser(NAME, USAGE, DESCRIPTION)
-    add_arguments(parser)
-    return parser
-
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = common.add_subparser(subparsers, NAME, USAGE, DESCRIPTION, HELP)
-    add_arguments(parser)
-    return parser
-
-
-def main(argv=None) -> int:
-    """Run ``databases_provider`` with ``argv`` (without the program name); return the status."""
-    return common.run_main(build_parser, run, argv)
+build_parser, add_parser, main = common.entry_points(__name__)
 
 
 def run(args: argparse.Namespace) -> int:
-    with common.script_logging(SCRIPT, args.debug, LOGGER) as logger:
-        try:
-            with common.sigterm_raises():
-                return _run(args, logger)
-        except common.Terminated:
-            logger.info("terminated (SIGTERM)")
-            return common.TERMINATED_STATUS
+    return common.run_script(args, SCRIPT, LOGGER, _run)
 
 
 def _run(args, logger) -> int:
-    import zmq
-
     from ..._execution.messagehandlers import MessageHandler
 
-    try:
-        handler = MessageHandler(args.addr)
-    except zmq.ZMQError:
-        logger.error("cannot bind to %s:\n%s", args.addr, traceback.format_exc())
+    handler = common.bind(MessageHandler, args.addr, logger)
+    if handler is None:
         return 1
-    logger.debug("bound to %s", handler.address)
-    handler.watch_client()  # a dead client must not leave this process waiting forever
     try:
         return _serve(args, logger, handler)
     finally:
@@ -158,21 +131,5 @@ def _serve(args, logger, handler) -> int:
             # replied as `err' to the client; the reference still exits 0
             logger.debug("stopped after an error reply")
         return 0
-    except UserError as exc:
-        message = common.user_message(exc)
-        logger.error("User error: %s", message)
-        handler.send_error(message, "usr")
-        return 1
-    except MemoryError:
-        logger.error("Memory error: %s", common.MEMORY_ERROR_TEXT)
-        handler.send_error(common.MEMORY_ERROR_TEXT, "usr")
-        return 1
-    except common.SystemFailure as exc:
-        logger.error("System error: %s", exc.message)
-        handler.send_error(exc.message, "sys")
-        return 1
-    except Exception:
-        message = traceback.format_exc()
-        logger.error("System error: %s", message)
-        handler.send_error(message, "sys")
-        return 1
+    except Exception as exc:
+        return common.report_error(exc, logger, lambda kind, text: handler.send_error(text, kind))

@@ -42,21 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = common.new_parser(NAME, USAGE, DESCRIPTION)
-    add_arguments(parser)
-    return parser
-
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = common.add_subparser(subparsers, NAME, USAGE, DESCRIPTION, HELP)
-    add_arguments(parser)
-    return parser
-
-
-def main(argv=None) -> int:
-    """Run ``describe`` with ``argv`` (without the program name); return the exit status."""
-    return common.run_main(build_parser, run, argv)
+build_parser, add_parser, main = common.entry_points(__name__)
 
 
 def describe(name: str | None = None, version: str | None = None) -> dict:

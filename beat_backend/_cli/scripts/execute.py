@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import traceback
@@ -56,31 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = common.new_parser(NAME, USAGE, DESCRIPTION)
-    add_arguments(parser)
-    return parser
-
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = common.add_subparser(subparsers, NAME, USAGE, DESCRIPTION, HELP)
-    add_arguments(parser)
-    return parser
-
-
-def main(argv=None) -> int:
-    """Run ``execute`` with ``argv`` (without the program name); return the exit status."""
-    return common.run_main(build_parser, run, argv)
+build_parser, add_parser, main = common.entry_points(__name__)
 
 
 def run(args: argparse.Namespace) -> int:
-    with common.script_logging(SCRIPT, args.debug, LOGGER) as logger:
-        try:
-            with common.sigterm_raises():
-                return _run(args, logger)
-        except common.Terminated:
-            logger.error("terminated (SIGTERM): outputs discarded")
-            return common.TERMINATED_STATUS
+    return common.run_script(
+        args, SCRIPT, LOGGER, _run, "terminated (SIGTERM): outputs discarded", logging.ERROR
+    )
 
 
 def _run(args, logger) -> int:
@@ -132,12 +115,7 @@ def _execute(args, logger, socket, db_socket, loop_socket, platform) -> int:
     directory = args.dir
     algorithms = os.path.join(directory, "prefix", "algorithms")
     try:
-        if not os.path.exists(directory):
-            raise common.SystemFailure(f"Running directory `{directory}' not found")
-        config = common.read_json(os.path.join(directory, "configuration.json"))
-        uid = config.get("uid")
-        if uid is not None and os.getuid() != uid:
-            common.switch_user(uid, logger)
+        common.block_configuration(directory, logger)
 
         from ..._execution.algorithm import AlgorithmExecutor
 
@@ -163,24 +141,10 @@ def _execute(args, logger, socket, db_socket, loop_socket, platform) -> int:
                 raise UserError("Could not run algorithm (returned False)")
         logger.debug("done")
         return 0
-    except UserError as exc:
-        message = common.user_message(exc)
-        logger.error("User error: %s", message)
-        _send_error(logger, platform, "usr", message)
-        return 1
-    except MemoryError:
-        logger.error("Memory error: %s", common.MEMORY_ERROR_TEXT)
-        _send_error(logger, platform, "usr", common.MEMORY_ERROR_TEXT)
-        return 1
-    except common.SystemFailure as exc:
-        logger.error("System error: %s", exc.message)
-        _send_error(logger, platform, "sys", exc.message)
-        return 1
-    except Exception:
-        message = _format()
-        logger.error("System error: %s", message)
-        _send_error(logger, platform, "sys", message)
-        return 1
+    except Exception as exc:
+        return common.report_error(
+            exc, logger, lambda kind, text: _send_error(logger, platform, kind, text)
+        )
 
 
 def _send_error(logger, channel, kind: str, message: str) -> None:

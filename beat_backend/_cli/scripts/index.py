@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import traceback
 
@@ -49,31 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("set", metavar="<set>", nargs="?", help="only this set (default: all)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = common.new_parser(NAME, USAGE, DESCRIPTION)
-    add_arguments(parser)
-    return parser
-
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = common.add_subparser(subparsers, NAME, USAGE, DESCRIPTION, HELP)
-    add_arguments(parser)
-    return parser
-
-
-def main(argv=None) -> int:
-    """Run ``index`` with ``argv`` (without the program name); return the exit status."""
-    return common.run_main(build_parser, run, argv)
+build_parser, add_parser, main = common.entry_points(__name__)
 
 
 def run(args: argparse.Namespace) -> int:
-    with common.script_logging(SCRIPT, args.debug, LOGGER) as logger:
-        try:
-            with common.sigterm_raises():
-                return _run(args, logger)
-        except common.Terminated:
-            logger.error("terminated (SIGTERM)")
-            return common.TERMINATED_STATUS
+    return common.run_script(args, SCRIPT, LOGGER, _run, terminated_level=logging.ERROR)
 
 
 def _run(args, logger) -> int:

@@ -43,31 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = common.new_parser(NAME, USAGE, DESCRIPTION)
-    add_arguments(parser)
-    return parser
-
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = common.add_subparser(subparsers, NAME, USAGE, DESCRIPTION, HELP)
-    add_arguments(parser)
-    return parser
-
-
-def main(argv=None) -> int:
-    """Run ``loop_execute`` with ``argv`` (without the program name); return the status."""
-    return common.run_main(build_parser, run, argv)
+build_parser, add_parser, main = common.entry_points(__name__)
 
 
 def run(args: argparse.Namespace) -> int:
-    with common.script_logging(SCRIPT, args.debug, LOGGER) as logger:
-        try:
-            with common.sigterm_raises():
-                return _run(args, logger)
-        except common.Terminated:
-            logger.info("terminated (SIGTERM)")
-            return common.TERMINATED_STATUS
+    return common.run_script(args, SCRIPT, LOGGER, _run)
 
 
 def _run(args, logger) -> int:
@@ -76,13 +56,9 @@ def _run(args, logger) -> int:
     from ..._execution.messagehandlers import LoopMessageHandler
     from ..._transport.channel import channel_for
 
-    try:
-        handler = LoopMessageHandler(args.addr)
-    except zmq.ZMQError:
-        logger.error("cannot bind to %s:\n%s", args.addr, traceback.format_exc())
+    handler = common.bind(LoopMessageHandler, args.addr, logger)
+    if handler is None:
         return 1
-    logger.debug("bound to %s", handler.address)
-    handler.watch_client()  # a dead client must not leave this process waiting forever
 
     context = None
     db_socket = None
@@ -117,12 +93,7 @@ def _evaluate(args, logger, handler, db_socket) -> int:
     algorithms = os.path.join(directory, "prefix", "algorithms")
     executor = None
     try:
-        if not os.path.exists(directory):
-            raise common.SystemFailure(f"Running directory `{directory}' not found")
-        config = common.read_json(os.path.join(directory, "configuration.json"))
-        uid = config.get("uid")
-        if uid is not None and os.getuid() != uid:
-            common.switch_user(uid, logger)
+        common.block_configuration(directory, logger)
 
         from ..._execution.loop import LoopExecutor
 
@@ -157,21 +128,5 @@ def _evaluate(args, logger, handler, db_socket) -> int:
         if handler.user_error or handler.system_error:
             logger.debug("stopped after an error reply")
         return 0
-    except UserError as exc:
-        message = common.user_message(exc)
-        logger.error("User error: %s", message)
-        handler.send_error(message, "usr")
-        return 1
-    except MemoryError:
-        logger.error("Memory error: %s", common.MEMORY_ERROR_TEXT)
-        handler.send_error(common.MEMORY_ERROR_TEXT, "usr")
-        return 1
-    except common.SystemFailure as exc:
-        logger.error("System error: %s", exc.message)
-        handler.send_error(exc.message, "sys")
-        return 1
-    except Exception:
-        message = traceback.format_exc()
-        logger.error("System error: %s", message)
-        handler.send_error(message, "sys")
-        return 1
+    except Exception as exc:
+        return common.report_error(exc, logger, lambda kind, text: handler.send_error(text, kind))
