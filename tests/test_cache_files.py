@@ -1070,3 +1070,24 @@ def test_sink_bytes_across_many_buffer_flushes(cache, prefix, name):
         assert (start, end) == (2 * i, 2 * i + 1)
         assert data.pack() == objs[i % len(objs)].pack()
     source.close()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_source_scan_restores_the_garbage_collector(cache, single, prefix, enabled):
+    import gc
+
+    base = _write_example(cache, single)
+    broken = os.path.join(cache, "broken")
+    write_raw_set(broken, 0, 0, b"binary\nuser/single_integer/1\n0 0 x\n\x07\x00\x00\x00\n")
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        source = CachedDataSource()
+        assert source.setup(base + ".data", prefix) is True
+        assert len(source) == 2
+        assert gc.isenabled() is enabled
+        with pytest.raises(Exception, match="invalid record header at offset 29"):
+            CachedDataSource().setup(broken + ".data", prefix)
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
