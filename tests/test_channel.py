@@ -446,3 +446,36 @@ def test_context_destroy_with_a_dying_peer_does_not_hang(peers, no_deadline):
         assert done.wait(5), "context.destroy() hangs"
         assert socket.closed and channel.closed
         process.wait(10)
+
+
+def test_recv_and_send_frames_nowait_on_a_real_pair():
+    from beat_backend._transport.channel import recv_frames_nowait, send_frames_nowait
+
+    context = zmq.Context()
+    server = context.socket(zmq.PAIR)
+    server.setsockopt(zmq.LINGER, 0)
+    port = server.bind_to_random_port("tcp://127.0.0.1")
+    lonely = context.socket(zmq.PAIR)
+    lonely.setsockopt(zmq.LINGER, 0)
+    lonely.bind_to_random_port("tcp://127.0.0.1")
+    client = context.socket(zmq.PAIR)
+    client.setsockopt(zmq.LINGER, 0)
+    try:
+        # no peer: nothing can be sent, nothing is queued
+        assert send_frames_nowait(lonely, [b"get", b"in", b"0"]) is False
+        assert recv_frames_nowait(server) is None
+        client.connect(f"tcp://127.0.0.1:{port}")
+        big = bytes(range(256)) * 1024  # above COPY_THRESHOLD: sent without a copy
+        assert server.poll(0, zmq.POLLOUT) or server.poll(5000, zmq.POLLOUT)
+        assert send_frames_nowait(server, [b"0", b"0", big], copy=False) is True
+        assert client.poll(5000)
+        assert recv_frames_nowait(client) == [b"0", b"0", big]
+        client.send_multipart([b"get", b"in", b"1"])
+        assert server.poll(5000)
+        frames = recv_frames_nowait(server, copy=False)
+        assert [f.bytes for f in frames] == [b"get", b"in", b"1"]
+        assert recv_frames_nowait(server) is None
+    finally:
+        for s in (server, lonely, client):
+            s.close(linger=0)
+        context.term()

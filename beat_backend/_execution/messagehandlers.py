@@ -19,7 +19,13 @@ import zmq
 
 from .._core.errors import PeerGoneError, ProtocolError
 from .._transport import grammar
-from .._transport.channel import readable, recv_frames, send_frames
+from .._transport.channel import (
+    recv_frames,
+    recv_frames_nowait,
+    send_frames,
+    send_frames_nowait,
+    writable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -165,11 +171,14 @@ class MessageHandler(threading.Thread):
                 self.must_kill.clear()
                 break
             # requests sent ahead are already there: no poll (system call) for them
-            if not readable(socket) and not socket.poll(POLL_MS):
-                if self._client_gone():
-                    break
-                continue
-            self._dispatch(recv_frames(socket))
+            frames = recv_frames_nowait(socket)
+            if frames is None:
+                if not socket.poll(POLL_MS):
+                    if self._client_gone():
+                        break
+                    continue
+                frames = recv_frames(socket)
+            self._dispatch(frames)
         logger.debug("%s stopped", self.name)
 
     def _dispatch(self, frames):
@@ -223,12 +232,14 @@ class MessageHandler(threading.Thread):
         # A PAIR socket without a peer blocks on send: a requester that left (it gave
         # up waiting, or died) would hang this thread for good. It is writable at once
         # when the requester is there; else it gets one poll period.
+        # copy=False: large frames (e.g. a memoryview of a cache file) are not copied
         socket = self.socket
-        if not socket.get(zmq.EVENTS) & zmq.POLLOUT and not socket.poll(POLL_MS, zmq.POLLOUT):
+        if send_frames_nowait(socket, frames, copy):
+            return
+        if not socket.poll(POLL_MS, zmq.POLLOUT):
             logger.warning("the requester left before the reply: %s dropped", frames[:1])
             self.stop.set()
             return
-        # copy=False: large frames (e.g. a memoryview of a cache file) are not copied
         send_frames(socket, frames, copy)
 
     # -- commands ----------------------------------------------------------------
@@ -350,7 +361,7 @@ class MessageHandler(threading.Thread):
         """
         socket = self.socket
         limit = time.monotonic() + SEND_WAIT
-        while not socket.get(zmq.EVENTS) & zmq.POLLOUT:  # a PAIR socket without peer
+        while not writable(socket):  # a PAIR socket without peer
             if self._client_left() or time.monotonic() > limit:
                 logger.error("no client to send the error to: %.200s", message)
                 return
