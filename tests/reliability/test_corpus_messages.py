@@ -63,25 +63,30 @@ class Evaluator:
         return True
 
 
+def provider_configuration() -> dict:
+    """The configuration of a databases provider serving ``synthetic/1`` (train set)."""
+    return {
+        "channel": "train",
+        "inputs": {
+            "sample": {
+                "database": "synthetic/1",
+                "protocol": "small",
+                "set": "train",
+                "output": "sample",
+                "channel": "train",
+                "path": DB_PATH,
+            }
+        },
+    }
+
+
 def make_handler(kind: str, world) -> MessageHandler:
     prefix, cache, context = world
     if kind == "platform":
         return MessageHandler("127.0.0.1", context=context)
     if kind == "provider":
         handler = MessageHandler("127.0.0.1", context=context)
-        config = {
-            "channel": "train",
-            "inputs": {
-                "sample": {
-                    "database": "synthetic/1",
-                    "protocol": "small",
-                    "set": "train",
-                    "output": "sample",
-                    "channel": "train",
-                    "path": DB_PATH,
-                }
-            },
-        }
+        config = provider_configuration()
         executor = DBExecutor(handler, str(prefix), str(cache), config)
         assert executor.valid, executor.errors
         return handler
@@ -476,19 +481,7 @@ def test_the_databases_provider_script_answers_garbage_with_err(world, tmp_path)
     directory = tmp_path / "provider"
     (directory / "prefix").mkdir(parents=True)
     Database(str(prefix), "synthetic/1").export(str(directory / "prefix"))
-    config = {
-        "channel": "train",
-        "inputs": {
-            "sample": {
-                "database": "synthetic/1",
-                "protocol": "small",
-                "set": "train",
-                "output": "sample",
-                "channel": "train",
-                "path": DB_PATH,
-            }
-        },
-    }
+    config = provider_configuration()
     (directory / "configuration.json").write_text(json.dumps(config))
     process, port = _scripts.start_provider(directory, cache)
     socket = context.socket(zmq.PAIR)
@@ -528,19 +521,7 @@ def test_the_databases_provider_script_refuses_a_bad_configuration(
     prefix, cache, context = world
     directory = tmp_path / "provider"
     (directory / "prefix").mkdir(parents=True)
-    config = {
-        "channel": "train",
-        "inputs": {
-            "sample": {
-                "database": "synthetic/1",
-                "protocol": "small",
-                "set": "train",
-                "output": "sample",
-                "channel": "train",
-                "path": DB_PATH,
-            }
-        },
-    }
+    config = provider_configuration()
     mutate(config)
     path = directory / "configuration.json"
     path.write_text(json.dumps(config))
