@@ -9,7 +9,9 @@
   per-unit request; the client receives them (large ones without a copy) and
   copies each array payload once into a fresh array (small records: receive
   only). Both include the server's reply to the first message, not the
-  process start.
+  process start. For reference, raw ZeroMQ lock-step round trips: one
+  3-frame request, one reply, the next request only then (what a reader
+  without read-ahead does, with no Python on the server but the loop).
 * ``execute`` spawn -> first unit: from ``Popen`` of the ``execute`` script
   (golden ``scale`` block, database input of 9 small units served by a fake
   provider in this process) to the first ``get`` it sends; baseline: a bare
@@ -59,6 +61,17 @@ if mode == "stream":
     print(port, flush=True)
     s.recv()
     for unit in units:
+        s.send_multipart(unit, copy=not big)
+    s.recv()
+    s.send(b"ack")
+elif mode == "rtt":
+    units = [src.wire_payload(i) for i in range(len(src))]
+    units = [(b"%d" % s, b"%d" % e, bytes(p)) for p, s, e in units]
+    big = len(units[0][2]) >= 65536
+    ctx = zmq.Context(); s = ctx.socket(zmq.PAIR); port = s.bind_to_random_port("tcp://127.0.0.1")
+    print(port, flush=True)
+    for unit in units:  # one request, one reply: lock-step
+        s.recv_multipart()
         s.send_multipart(unit, copy=not big)
     s.recv()
     s.send(b"ack")
@@ -155,8 +168,37 @@ def _remote_rows(ctx, prefix, path, name, label, n, repeat, target):
         proc.wait()
         return elapsed
 
-    t_raw, t_classic, t_batch = alternate([stream, lambda: ours(False), lambda: ours(True)], repeat)
-    rows = []
+    def round_trips():
+        proc, address = _server("rtt", path, prefix)
+        sock = ctx.socket(zmq.PAIR)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(address)
+        big = name == "bench/vector/1"
+        frombuffer, uint8 = numpy.frombuffer, numpy.uint8
+        t0 = time.perf_counter()
+        for i in range(n):
+            sock.send_multipart([b"get", b"in", b"%d" % i])
+            frames = sock.recv_multipart(copy=not big)
+            if array:
+                frombuffer(frames[2], dtype=uint8).copy()
+        elapsed = time.perf_counter() - t0
+        sock.send(b"don")
+        sock.recv()
+        sock.close(linger=0)
+        proc.wait()
+        return elapsed
+
+    t_raw, t_rtt, t_classic, t_batch = alternate(
+        [stream, round_trips, lambda: ours(False), lambda: ours(True)], repeat
+    )
+    rows = [
+        Row(
+            f"remote read {n} {label} (reference: raw ZeroMQ lock-step round trips)",
+            "units/s",
+            n / t_rtt,
+            n / t_raw,
+        )
+    ]
     for t_ours, how in ((t_classic, "classic get read-ahead"), (t_batch, "gtb batches")):
         rows.append(
             Row(
