@@ -168,6 +168,15 @@ class _Child:
             except (ProcessLookupError, PermissionError):
                 pass
 
+    def kill(self):
+        """SIGKILL to its process group and reap it (a process stopped too long is not asked)."""
+        if self.process.returncode is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.wait()
+
     def collect(self):
         for attr, f in (("stdout", self._out), ("stderr", self._err)):
             f.seek(0)
@@ -210,7 +219,10 @@ def _wait_watching(
             if not child.stopped():
                 stopped_since.pop(id(child), None)
             elif now - stopped_since.setdefault(id(child), now) > deadline:
+                # stopped for too long: killed, not asked (SIGCONT + SIGTERM would let it
+                # resume wherever it stopped, and its clean-up take the whole grace period)
                 child.stalled = True
+                child.kill()
                 execute.terminate()
                 return execute.process.returncode or 1, child
 
