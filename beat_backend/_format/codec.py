@@ -306,7 +306,6 @@ _RUNTIME = {
     "_new": object.__new__,
     "_U64u": _U64.unpack_from,
     "_U64p": _U64.pack,
-    "_read_str": _read_str,
     "_read_numeric_array": _read_numeric_array,
     "_read_string_array": _read_string_array,
     "_read_format_array": _read_format_array,

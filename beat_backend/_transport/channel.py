@@ -38,11 +38,22 @@ _raw_recv = _Raw.recv
 _raw_get = _Raw.get
 _MORE = int(zmq.SNDMORE)
 _EVENTS = int(zmq.EVENTS)
-_POLLIN = int(zmq.POLLIN)
 _POLLOUT = int(zmq.POLLOUT)
 _NOBLOCK = int(zmq.NOBLOCK)
 #: frames at least this big are sent without a copy by ``send_frames(copy=False)``
 COPY_THRESHOLD = 1 << 16
+
+
+def _send(socket, frames, copy: bool, first_flags: int) -> None:
+    """Send ``frames`` as one message; ``first_flags`` is added to the first frame's flags."""
+    last = len(frames) - 1
+    flags = first_flags
+    for i, frame in enumerate(frames):
+        if i < last:
+            flags |= _MORE
+        # copy=False: only large frames go without a copy (small ones are cheaper copied)
+        _raw_send(socket, frame, flags, copy or len(frame) < COPY_THRESHOLD)
+        flags = 0
 
 
 def send_frames(socket, frames, copy: bool = True) -> None:
@@ -54,26 +65,30 @@ def send_frames(socket, frames, copy: bool = True) -> None:
     if not isinstance(socket, _Raw):
         socket.send_multipart(frames, copy=copy)
         return
-    last = len(frames) - 1
-    if copy:
-        for i in range(last):
-            _raw_send(socket, frames[i], _MORE)
-        _raw_send(socket, frames[last], 0)
-        return
-    for i, frame in enumerate(frames):
-        flags = _MORE if i < last else 0
-        if len(frame) < COPY_THRESHOLD:
-            _raw_send(socket, frame, flags)
-        else:
-            _raw_send(socket, frame, flags, copy=False)
+    _send(socket, frames, copy, 0)
 
 
-def recv_frames(socket, copy: bool = True) -> list:
-    """``socket.recv_multipart(copy=copy)``."""
+def send_frames_nowait(socket, frames, copy: bool = True) -> bool:
+    """:func:`send_frames` if it can start at once, else ``False`` (nothing is sent).
+
+    ZeroMQ queues all frames of a message once its first one is queued (so
+    only the first one can raise ``zmq.Again``); no ``getsockopt`` first.
+    """
     if not isinstance(socket, _Raw):
-        return socket.recv_multipart(copy=copy)
-    # a Frame carries its "more" flag: no getsockopt(RCVMORE) per frame
-    frame = _raw_recv(socket, 0, False)
+        if not writable(socket):
+            return False
+        socket.send_multipart(frames, copy=copy)
+        return True
+    try:
+        _send(socket, frames, copy, _NOBLOCK)
+    except zmq.Again:
+        return False
+    return True
+
+
+def _recv_rest(socket, frame, copy: bool) -> list:
+    """The message whose first frame is ``frame`` (a Frame carries its "more" flag:
+    no getsockopt(RCVMORE) per frame)."""
     if not copy:
         parts = [frame]
         while frame.more:
@@ -87,50 +102,25 @@ def recv_frames(socket, copy: bool = True) -> list:
     return parts
 
 
+def recv_frames(socket, copy: bool = True) -> list:
+    """``socket.recv_multipart(copy=copy)``."""
+    if not isinstance(socket, _Raw):
+        return socket.recv_multipart(copy=copy)
+    return _recv_rest(socket, _raw_recv(socket, 0, False), copy)
+
+
 def recv_frames_nowait(socket, copy: bool = True) -> list | None:
     """The message already queued on ``socket`` (as :func:`recv_frames`), else ``None``.
 
-    Cheaper than :func:`readable` + :func:`recv_frames` when one is there
-    (no ``getsockopt``): the first frame is received without waiting.
+    No ``getsockopt(EVENTS)`` first: the first frame is received without waiting.
     """
     try:
+        if not isinstance(socket, _Raw):
+            return socket.recv_multipart(_NOBLOCK, copy=copy)
         frame = _raw_recv(socket, _NOBLOCK, False)
     except zmq.Again:
         return None
-    parts = [frame if not copy else frame.bytes]
-    while frame.more:
-        frame = _raw_recv(socket, 0, False)
-        parts.append(frame if not copy else frame.bytes)
-    return parts
-
-
-def send_frames_nowait(socket, frames, copy: bool = True) -> bool:
-    """:func:`send_frames` if it can start at once, else ``False`` (nothing is sent).
-
-    ZeroMQ queues all frames of a message once its first one is queued.
-    """
-    if not isinstance(socket, _Raw):
-        if not writable(socket):
-            return False
-        socket.send_multipart(frames, copy=copy)
-        return True
-    last = len(frames) - 1
-    first = frames[0]
-    try:
-        flags = (_MORE if last else 0) | _NOBLOCK
-        _raw_send(socket, first, flags, copy or len(first) < COPY_THRESHOLD)
-    except zmq.Again:
-        return False
-    for i in range(1, last + 1):
-        frame = frames[i]
-        flags = _MORE if i < last else 0
-        _raw_send(socket, frame, flags, copy or len(frame) < COPY_THRESHOLD)
-    return True
-
-
-def readable(socket) -> bool:
-    """Whether a message can be received at once (no system call)."""
-    return bool(_raw_get(socket, _EVENTS) & _POLLIN)
+    return _recv_rest(socket, frame, copy)
 
 
 def writable(socket) -> bool:
