@@ -78,13 +78,16 @@ def served():
 class TestRemoteDataSource(DataSourceTests):
     """The suite over ``ifo``/``get`` to a MessageHandler serving a MemoryDataSource."""
 
+    #: whether the source asks the units in ``gtb`` batches
+    batch = False
+
     @pytest.fixture(autouse=True)
     def _served(self, served):
         self._resources = served
 
     def make_source(self, units, dataformat, workdir):
         memory = MemoryDataSource.from_units(units, dataformat)
-        source, _ = self._resources.source({"in": memory}, "in", dataformat)
+        source, _ = self._resources.source({"in": memory}, "in", dataformat, batch=self.batch)
         return source
 
     # a live socket cannot travel to another process: pickling is refused

@@ -30,6 +30,7 @@ from beat_backend._cache.maintenance import verify_file_set
 from beat_backend._cache.source import CachedDataSource
 from beat_backend._core.errors import CacheError, DecodingError, ProtocolError, RemoteException
 from beat_backend._execution.messagehandlers import LoopMessageHandler, MessageHandler
+from beat_backend._format.types import BASE_TYPES
 from beat_backend._transport import grammar
 from beat_backend.testing import SUITE_UNITS, DataSourceTests, MemoryDataSource
 
@@ -44,22 +45,7 @@ BUDGET = 1.0
 #: and may grow the process by this much at most (kB of max RSS)
 GROWTH_KB = 256 * 1024
 
-BASE = [
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "uint16",
-    "uint32",
-    "uint64",
-    "float32",
-    "float64",
-    "complex64",
-    "complex128",
-    "bool",
-    "string",
-]
+BASE = list(BASE_TYPES)
 #: numpy names BEAT also accepts (dataformats spec: other names go through numpy.dtype)
 EXOTIC = ["U2", "S3", "bytes"]
 
