@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
 PREFIX_ENV = "BEAT_PREFIX"
+
+
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at emit time (survives redirections)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
 
 
 class CommandError(Exception):

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from .._version import __version__
-from .common import CommandError, error
+from .common import CommandError, StderrHandler, error
 
 PROG = "beat-backend"
 
@@ -34,25 +34,10 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at emit time (survives redirections)."""
-
-    def __init__(self):
-        super().__init__(sys.stderr)
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value):
-        pass
-
-
 def _setup_logging(verbosity: int) -> None:
     logger = logging.getLogger("beat_backend")
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        handler = _StderrHandler()
+    if not any(isinstance(h, StderrHandler) for h in logger.handlers):
+        handler = StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s: %(name)s: %(message)s"))
         logger.addHandler(handler)
     levels = {0: logging.WARNING, 1: logging.INFO}

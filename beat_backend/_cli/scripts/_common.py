@@ -29,6 +29,7 @@ from ..._core.errors import (
     UserError,
 )
 from ..._version import __version__
+from ..common import StderrHandler
 
 #: the text sent for a ``MemoryError`` (processes-and-messages.md §5.1)
 MEMORY_ERROR_TEXT = (
@@ -158,21 +159,6 @@ def entry_points(module_name: str) -> tuple[Callable, Callable, Callable]:
 # -- logging ---------------------------------------------------------------------------
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at emit time (survives redirections)."""
-
-    def __init__(self):
-        super().__init__(sys.stderr)
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value):
-        pass
-
-
 @contextlib.contextmanager
 def script_logging(script: str, debug: bool, logger_name: str) -> Iterator[logging.Logger]:
     """Log beat_backend to stderr as ``[<date> - <script> - <logger>] <LEVEL>: <message>``.
@@ -181,7 +167,7 @@ def script_logging(script: str, debug: bool, logger_name: str) -> Iterator[loggi
     for the duration of the block; its previous state is restored afterwards,
     so ``main()`` can run several times in one process.
     """
-    handler = _StderrHandler()
+    handler = StderrHandler()
     handler.setFormatter(
         logging.Formatter(
             fmt=f"[%(asctime)s - {script} - %(name)s] %(levelname)s: %(message)s",
@@ -494,3 +480,20 @@ def user_code(
         if converted is exc:
             raise
         raise converted from exc
+
+
+def load_block_executor(executor_class, socket, args, db_socket, algorithms: str, **extra):
+    """``executor_class`` (``AlgorithmExecutor`` / ``LoopExecutor``) for the block in
+    ``args.dir``, with fresh asset caches; an error loading the user's code is a
+    system error (:func:`user_code` with ``user_call=False``)."""
+    with user_code(algorithms, user_call=False):
+        return executor_class(
+            socket,
+            args.dir,
+            dataformat_cache={},
+            database_cache={},
+            library_cache={},
+            cache_root=args.cache,
+            db_socket=db_socket,
+            **extra,
+        )

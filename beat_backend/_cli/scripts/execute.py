@@ -119,17 +119,9 @@ def _execute(args, logger, socket, db_socket, loop_socket, platform) -> int:
 
         from ..._execution.algorithm import AlgorithmExecutor
 
-        with common.user_code(algorithms, user_call=False):
-            executor = AlgorithmExecutor(
-                socket,
-                directory,
-                dataformat_cache={},
-                database_cache={},
-                library_cache={},
-                cache_root=args.cache,
-                db_socket=db_socket,
-                loop_socket=loop_socket,
-            )
+        executor = common.load_block_executor(
+            AlgorithmExecutor, socket, args, db_socket, algorithms, loop_socket=loop_socket
+        )
         with common.user_code(algorithms):
             if not executor.setup():
                 raise UserError("Could not setup algorithm (returned False)")

@@ -97,16 +97,7 @@ def _evaluate(args, logger, handler, db_socket) -> int:
 
         from ..._execution.loop import LoopExecutor
 
-        with common.user_code(algorithms, user_call=False):
-            executor = LoopExecutor(
-                handler,
-                directory,
-                dataformat_cache={},
-                database_cache={},
-                library_cache={},
-                cache_root=args.cache,
-                db_socket=db_socket,
-            )
+        executor = common.load_block_executor(LoopExecutor, handler, args, db_socket, algorithms)
         if not executor.valid:
             raise common.SystemFailure(
                 "\n  * ".join(["Failed to load the loop algorithm:", *executor.errors])
