@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import platform
 import statistics
@@ -63,6 +64,24 @@ def alternate(fns: list[Callable[[], object]], repeat: int) -> list[float]:
             elapsed = time.perf_counter() - t0
             out.append(result if isinstance(result, float) else elapsed)
     return [statistics.median(t) for t in times]
+
+
+#: the dataformats of the cache and remote workloads
+FORMATS = {
+    "bench/small/1": {"a": "int32", "b": "float64", "c": "string"},
+    "bench/image/1": {"img": [64, 64, "float32"]},
+    "bench/vector/1": {"v": [0, "float64"]},
+}
+
+
+def bench_prefix(root: str) -> str:
+    """Write a prefix with :data:`FORMATS` under ``root``; returns its path."""
+    for name, declaration in FORMATS.items():
+        path = os.path.join(root, "prefix", "dataformats", name + ".json")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(declaration, f)
+    return os.path.join(root, "prefix")
 
 
 def scratch_dir(need: int = 4 << 30) -> str | None:

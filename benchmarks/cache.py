@@ -30,24 +30,7 @@ from beat_backend._cache.source import _VERIFIED, CachedDataSource
 from beat_backend._dataflow.data_loaders import DataLoader
 from beat_backend.testing.memory import MemoryDataSource
 
-from ._harness import Row, alternate, rate, scratch_dir, seconds
-
-FORMATS = {
-    "bench/small/1": {"a": "int32", "b": "float64", "c": "string"},
-    "bench/image/1": {"img": [64, 64, "float32"]},
-    "bench/vector/1": {"v": [0, "float64"]},
-}
-
-
-def _prefix(root):
-    for name, decl in FORMATS.items():
-        path = os.path.join(root, "prefix", "dataformats", name + ".json")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            import json
-
-            json.dump(decl, f)
-    return os.path.join(root, "prefix")
+from ._harness import Row, alternate, bench_prefix, rate, scratch_dir, seconds
 
 
 def _write(prefix, path, name, objs, n):
@@ -167,7 +150,7 @@ def run(quick: bool = False) -> list[Row]:
     rows: list[Row] = []
     root = tempfile.mkdtemp(prefix="beat_bench_cache_", dir=scratch_dir())
     try:
-        prefix = _prefix(root)
+        prefix = bench_prefix(root)
         # -- small records --------------------------------------------------------
         n = 20_000 if quick else 100_000
         T = DataFormat(prefix, "bench/small/1").type

@@ -36,16 +36,11 @@ from beat_backend._cache.sink import CachedDataSink
 from beat_backend._transport.pipeline import request
 from beat_backend._transport.remote import RemoteDataSource
 
-from ._harness import Row, alternate
+from ._harness import Row, alternate, bench_prefix
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOLDEN = os.path.join(ROOT, "tests", "data", "golden")
 
-FORMATS = {
-    "bench/small/1": {"a": "int32", "b": "float64", "c": "string"},
-    "bench/image/1": {"img": [64, 64, "float32"]},
-    "bench/vector/1": {"v": [0, "float64"]},
-}
 
 _SERVER = r"""
 import sys, zmq
@@ -81,15 +76,6 @@ else:
     print(h.address.rsplit(":", 1)[1], flush=True)
     h.join()
 """
-
-
-def _prefix(root):
-    for name, decl in FORMATS.items():
-        path = os.path.join(root, "prefix", "dataformats", name + ".json")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            json.dump(decl, f)
-    return os.path.join(root, "prefix")
 
 
 def _cache(root, prefix, name, n):
@@ -218,7 +204,7 @@ def remote_rows(quick: bool, repeat: int = 5) -> list[Row]:
     root = tempfile.mkdtemp(prefix="beat_bench_remote_")
     ctx = zmq.Context()
     try:
-        prefix = _prefix(root)
+        prefix = bench_prefix(root)
         for name, label, n, target in (
             ("bench/small/1", "small records", 10_000 if quick else 100_000, 0.5),
             ("bench/image/1", "64x64 float32 images", 4_000 if quick else 40_000, 0.5),
