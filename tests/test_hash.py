@@ -508,14 +508,14 @@ def test_json_asset_hash(kind, name, entry):
 @_asset_cases("dataformats", "protocoltemplates")
 def test_json_asset_location_and_storage_hash(kind, name, entry):
     prefix = str(GOLDEN / "prefix")
-    base = utils.hashed_or_simple(prefix, kind, name)
-    assert os.path.relpath(base + ".json", str(GOLDEN)).replace(os.sep, "/") == entry["json"]
+    path = utils.hashed_or_simple(prefix, kind, name)
+    assert os.path.relpath(path, str(GOLDEN)).replace(os.sep, "/") == entry["json"]
 
     class JsonObject(utils.Storage):
         asset_type = kind[:-1]
         asset_folder = kind
 
-    storage = JsonObject(base)
+    storage = JsonObject(path[: -len(".json")])
     assert storage.exists()
     assert storage.hash(entry["description_key"]) == entry["hash"]
 
@@ -541,7 +541,7 @@ def test_code_asset_hash(kind, name, entry):
         base = os.path.join(prefix, kind, name)  # never in a hashed folder, always Python
         storage = _CodeObject(base, language="python")
     else:
-        base = utils.hashed_or_simple(prefix, kind, name)
+        base = utils.hashed_or_simple(prefix, kind, name)[: -len(".json")]
         storage = _CodeObject(base)  # language read from the declaration
     assert base + ".json" == str(json_path)
     assert storage.language == "python"

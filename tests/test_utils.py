@@ -312,26 +312,27 @@ def test_prefix_falls_back_to_first_root(tmp_path):
 
 
 def test_hashed_or_simple_hashed_folder_wins(golden_prefix):
+    # the file path, suffix included (prefix-and-hashing.md §1.1, corrected)
     prefix = str(golden_prefix)
     assert utils.hashed_or_simple(prefix, "dataformats", "golden/in_hashed_folder/1") == (
-        os.path.join(prefix, "dataformats", "dd", "56", "golden", "in_hashed_folder", "1")
+        os.path.join(prefix, "dataformats", "dd", "56", "golden", "in_hashed_folder", "1.json")
     )
     assert utils.hashed_or_simple(prefix, "protocoltemplates", "golden_pt/1") == (
-        os.path.join(prefix, "protocoltemplates", "d6", "5e", "golden_pt", "1")
+        os.path.join(prefix, "protocoltemplates", "d6", "5e", "golden_pt", "1.json")
     )
 
 
 def test_hashed_or_simple_simple_path(golden_prefix):
     prefix = str(golden_prefix)
     assert utils.hashed_or_simple(prefix, "dataformats", "golden/point/1") == (
-        os.path.join(prefix, "dataformats", "golden/point/1")
+        os.path.join(prefix, "dataformats", "golden/point/1.json")
     )
     assert utils.hashed_or_simple(prefix, "algorithms", "golden/scale/1", suffix=".py") == (
-        os.path.join(prefix, "algorithms", "golden/scale/1")
+        os.path.join(prefix, "algorithms", "golden/scale/1.py")
     )
     # nothing anywhere: still the simple path
     assert utils.hashed_or_simple(prefix, "dataformats", "nobody/nothing/1") == (
-        os.path.join(prefix, "dataformats", "nobody/nothing/1")
+        os.path.join(prefix, "dataformats", "nobody/nothing/1.json")
     )
 
 
@@ -342,12 +343,37 @@ def test_hashed_or_simple_suffix_names_the_tested_file(tmp_path):
     prefix = str(tmp_path)
     expected = os.path.join(prefix, "algorithms", "0b", "fe", "u", "algo", "1")
     assert bhash.toUserPath("u") == "0b/fe/u"
-    assert utils.hashed_or_simple(prefix, "algorithms", "u/algo/1", suffix=".py") == expected
+    assert utils.hashed_or_simple(prefix, "algorithms", "u/algo/1", suffix=".py") == (
+        expected + ".py"
+    )
     assert utils.hashed_or_simple(prefix, "algorithms", "u/algo/1") == (
-        os.path.join(prefix, "algorithms", "u/algo/1")
+        os.path.join(prefix, "algorithms", "u/algo/1.json")
     )
     (hashed / "1.json").write_text("{}")
-    assert utils.hashed_or_simple(prefix, "algorithms", "u/algo/1") == expected
+    assert utils.hashed_or_simple(prefix, "algorithms", "u/algo/1") == expected + ".json"
+
+
+class _PlatformStyleStorage(utils.Storage):
+    """What the platform's toolchain/experiment/plotter ``Storage`` classes do."""
+
+    asset_type = "toolchain"
+    asset_folder = "toolchains"
+
+    def __init__(self, prefix, name):
+        path = utils.hashed_or_simple(prefix, self.asset_folder, name, suffix=".json")
+        path = path[:-5]
+        super().__init__(path)
+
+
+@pytest.mark.parametrize("hashed", [False, True], ids=["simple", "hashed"])
+def test_hashed_or_simple_under_a_platform_storage_subclass(tmp_path, hashed):
+    folder = tmp_path / "toolchains" / ("0b/fe/u" if hashed else "u") / "tc"
+    folder.mkdir(parents=True)
+    (folder / "1.json").write_text('{"blocks": []}')
+    storage = _PlatformStyleStorage(str(tmp_path), "u/tc/1")
+    assert storage.json.path == str(folder / "1.json")
+    assert storage.json.exists()
+    assert storage.json.load() == '{"blocks": []}'
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -733,7 +759,7 @@ def test_example_prefix_has_dataformats():
 def test_example_dataformats_follow_platform_rules(name):
     prefix = embedded_prefix()
     check_asset_name("dataformat", name, 2)
-    base = utils.hashed_or_simple(prefix, "dataformats", name)
+    base = utils.hashed_or_simple(prefix, "dataformats", name)[: -len(".json")]
     storage = JsonObject(base)
     assert storage.exists()
     declaration = loads_declaration(storage.json.load(), storage.json.path)

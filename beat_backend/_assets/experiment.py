@@ -68,7 +68,7 @@ class Storage(_storage.Storage):
         self.toolchain_name, self.toolchain_version, self.name = parts[2:]
         #: the toolchain's full name ``<tc_user>/<tc_name>/<tc_version>``
         self.toolchain = "/".join(parts[1:4])
-        super().__init__(_storage.hashed_or_simple(prefix, self.asset_folder, label))
+        super().__init__(_storage.base_path(prefix, self.asset_folder, label))
 
     def hash(self) -> str:
         return super().hash("description")

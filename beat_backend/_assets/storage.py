@@ -19,16 +19,22 @@ def extension_for_language(language: str) -> str:
 
 
 def hashed_or_simple(prefix: str, what: str, path: str, suffix: str = ".json") -> str:
-    """Base path (no suffix) of object ``path`` of kind folder ``what``.
+    """The file of object ``path`` of kind folder ``what``, ``suffix`` included.
 
-    The hashed user folder (``toUserPath(user)/rest``) wins when
-    ``<base><suffix>`` exists there; otherwise the simple ``<prefix>/<what>/<path>``.
+    The hashed user folder (``<prefix>/<what>/toUserPath(user)/<rest><suffix>``)
+    wins when that file exists; otherwise ``<prefix>/<what>/<path><suffix>``.
+    (The platform's ``Storage`` subclasses strip the suffix to get a base path.)
     """
     username, _, right = path.partition("/")
-    hashed_path = os.path.join(prefix, what, to_user_path(username), right)
-    if os.path.exists(hashed_path + suffix):
+    hashed_path = os.path.join(prefix, what, to_user_path(username), right) + suffix
+    if os.path.exists(hashed_path):
         return hashed_path
-    return os.path.join(prefix, what, path)
+    return os.path.join(prefix, what, path) + suffix
+
+
+def base_path(prefix: str, what: str, path: str) -> str:
+    """The base path (no suffix) of object ``path``: :func:`hashed_or_simple` minus ``.json``."""
+    return hashed_or_simple(prefix, what, path)[: -len(".json")]
 
 
 def safe_rmfile(f: str) -> None:
@@ -256,7 +262,7 @@ class AssetStorage:
         else:
             self.name, self.version = parts
         if self.hashed:
-            return hashed_or_simple(prefix, self.asset_folder, name)
+            return base_path(prefix, self.asset_folder, name)
         return os.path.join(prefix, self.asset_folder, name)
 
 
