@@ -14,7 +14,7 @@ import numpy
 from .._core.errors import DeclarationError
 from . import loader
 from . import storage as _storage
-from .common import DeclaredAsset, same_prefix
+from .common import DeclaredAsset, declared, same_prefix
 from .dataformat import DataFormat
 from .dataformat import Storage as DataFormatStorage
 from .library import export_libraries, use_library
@@ -85,7 +85,12 @@ class Algorithm(DeclaredAsset):
         self.libraries = {}
         self.errors = []
         self._module = None
-        self._load(name, dataformat_cache, library_cache)
+        # the platform's _load overrides write into the caches straight away
+        self._load(
+            name,
+            {} if dataformat_cache is None else dataformat_cache,
+            {} if library_cache is None else library_cache,
+        )
 
     # -- loading ------------------------------------------------------------
 
@@ -269,19 +274,19 @@ class Algorithm(DeclaredAsset):
     @name.setter
     def name(self, value):
         self._name = value
-        self.storage = Storage(self.prefix, value, self._get("language"))
+        self.storage = Storage(self.prefix, value, declared(self, "language"))
         self.code_path = self.storage.code.path
 
     @property
     def api_version(self) -> int:
-        return self._get("api_version", 1)
+        return declared(self, "api_version", 1)
 
     @property
     def type(self) -> str:
         """``legacy`` under API 1, else the declared type (``sequential`` by default)."""
         if self.api_version == 1:
             return Algorithm.LEGACY
-        return self._get("type", Algorithm.SEQUENTIAL)
+        return declared(self, "type", Algorithm.SEQUENTIAL)
 
     @property
     def is_autonomous(self) -> bool:
@@ -310,7 +315,7 @@ class Algorithm(DeclaredAsset):
     @property
     def language(self):
         """The language of the code; setting it re-targets the code file."""
-        return self._get("language")
+        return declared(self, "language")
 
     @language.setter
     def language(self, value):
@@ -322,7 +327,7 @@ class Algorithm(DeclaredAsset):
     @property
     def uses(self):
         """Alias (as seen by the code) -> library name, or ``None``."""
-        return self._get("uses")
+        return declared(self, "uses")
 
     @uses.setter
     def uses(self, value):
@@ -337,7 +342,7 @@ class Algorithm(DeclaredAsset):
     @property
     def results(self):
         """Result name -> ``{"type", "display"?, ...}`` for analyzers, else ``None``."""
-        return self._get("results")
+        return declared(self, "results")
 
     @results.setter
     def results(self, value):
@@ -346,7 +351,7 @@ class Algorithm(DeclaredAsset):
     @property
     def parameters(self):
         """Parameter name -> declaration (types as numpy dtypes), or ``None``."""
-        return self._get("parameters")
+        return declared(self, "parameters")
 
     @parameters.setter
     def parameters(self, value):
@@ -354,7 +359,7 @@ class Algorithm(DeclaredAsset):
 
     @property
     def splittable(self) -> bool:
-        return self._get("splittable", False)
+        return declared(self, "splittable", False)
 
     @splittable.setter
     def splittable(self, value):

@@ -16,19 +16,33 @@ from .._core.errors import DeclarationError, DuplicateKeyError
 from .._core.jsonio import dumps_numpy, loads_declaration
 
 
+def declared(asset, key: str, default=None):
+    """``asset.data[key]``, or ``default`` when absent or when ``data`` is not a dict.
+
+    A function, not a method: the platform copies our property objects onto
+    classes of its own (its ``Plotter`` borrows ``Algorithm.language``,
+    ``uses``, ``parameters``, …), which have ``data`` but none of our helpers.
+    """
+    data = asset.data
+    return data.get(key, default) if isinstance(data, dict) else default
+
+
 def same_prefix(a: str, b: str) -> bool:
     """Whether two prefix paths name the same directory."""
     return os.path.realpath(str(a)) == os.path.realpath(str(b))
 
 
 class DeclaredAsset:
-    """Base of the assets made of a JSON declaration, an ``.rst`` and maybe code."""
+    """Base of the assets made of a JSON declaration, an ``.rst`` and maybe code.
+
+    Members the platform borrows onto classes of its own (``valid``,
+    ``description``, ``json_dumps``, ``__str__`` and the ``Algorithm``
+    properties) read only the plain attributes ``data``, ``errors``,
+    ``prefix``, ``_name``, ``storage`` and ``libraries``.
+    """
 
     #: the kind as messages name it (``<kind> has no name``)
     _kind = "asset"
-    #: the declaration keys of the short description and of the schema version
-    _description_key = "description"
-    _schema_version_key = "schema_version"
     #: whether the code is written with the declaration (``storage.save(json, code, doc)``)
     _has_code = False
     #: whether writing needs a programming language (``language`` not unknown)
@@ -70,9 +84,6 @@ class DeclaredAsset:
 
     # -- properties ---------------------------------------------------------
 
-    def _get(self, key, default=None):
-        return self.data.get(key, default) if isinstance(self.data, dict) else default
-
     def _named_storage(self):
         """``storage``; ``RuntimeError("<kind> has no name")`` without a name or storage."""
         if self._name is None or self.storage is None:
@@ -81,7 +92,7 @@ class DeclaredAsset:
 
     @property
     def schema_version(self) -> int:
-        return self._get(self._schema_version_key, 1)
+        return declared(self, "schema_version", 1)
 
     @property
     def valid(self) -> bool:
@@ -89,12 +100,12 @@ class DeclaredAsset:
 
     @property
     def description(self):
-        """The short description (``description`` key; ``#description`` for dataformats)."""
-        return self._get(self._description_key)
+        """The short description (the ``description`` key)."""
+        return declared(self, "description")
 
     @description.setter
     def description(self, value):
-        self.data[self._description_key] = value
+        self.data["description"] = value
 
     @property
     def documentation(self):

@@ -64,7 +64,8 @@ class Database(DeclaredAsset):
         self._protocoltemplate_cache = (
             protocoltemplate_cache if protocoltemplate_cache is not None else {}
         )
-        self._load(data, dataformat_cache)
+        # the platform's _load override writes into the cache straight away
+        self._load(data, {} if dataformat_cache is None else dataformat_cache)
 
     # -- loading ------------------------------------------------------------
 
@@ -75,8 +76,6 @@ class Database(DeclaredAsset):
             return
         self._read_code()
 
-        if dataformat_cache is None:
-            dataformat_cache = {}
         if not isinstance(self.data, dict):
             path = self.storage.json.path
             self.errors.append(f"Database declaration invalid: {path} must hold a JSON object")
@@ -174,24 +173,30 @@ class Database(DeclaredAsset):
         """Protocol names, in declaration order."""
         return [p["name"] for p in self.data["protocols"]]
 
-    def sets(self, protocol: str) -> dict:
-        """Set name -> set declaration of ``protocol`` (v2: from its template)."""
+    def _set_list(self, protocol: str) -> list:
+        """The set declarations of ``protocol`` in declaration order (v2: from its template)."""
         if self.schema_version == 1:
-            data = self.protocol(protocol)["sets"]
-        else:
-            template = self._template(self.protocol(protocol)["template"])
-            if not template.valid:
-                raise RuntimeError("\n  * " + "\n  * ".join(template.errors))
-            data = template.sets()
-        return {s["name"]: s for s in data}
+            return self.protocol(protocol)["sets"]
+        template = self._template(self.protocol(protocol)["template"])
+        if not template.valid:
+            raise RuntimeError("\n  * " + "\n  * ".join(template.errors))
+        return template.sets()
+
+    def sets(self, protocol: str) -> dict:
+        """Set name -> set declaration of ``protocol`` (the last of a duplicated name wins)."""
+        return {s["name"]: s for s in self._set_list(protocol)}
 
     def set(self, protocol: str, name: str) -> dict:
         """The declaration of set ``name`` of ``protocol`` (``KeyError`` if unknown)."""
         return self.sets(protocol)[name]
 
     def set_names(self, protocol: str) -> list:
-        """The names of the sets of ``protocol``, in declaration order."""
-        return list(self.sets(protocol))
+        """The names of the sets of ``protocol``, in declaration order, duplicates kept.
+
+        (The platform compares ``len(names)`` with ``len(set(names))`` to report
+        duplicated set names.)
+        """
+        return [s["name"] for s in self._set_list(protocol)]
 
     def view_definition(self, protocol_name: str, set_name: str) -> dict:
         """A copy of the set declaration, with ``view`` and (v2) ``parameters``."""

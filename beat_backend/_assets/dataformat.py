@@ -14,7 +14,7 @@ from .._core.errors import FormatError, FormatTypeError
 from .._format.baseformat import make_class
 from .._format.types import array_dims, base_type, is_reference
 from . import storage as _storage
-from .common import DeclaredAsset
+from .common import DeclaredAsset, declared
 
 _SPECIAL_KEYS = ("#description", "#schema_version", "#extends")
 _UNNAMED = "__unnamed_dataformat__"
@@ -46,8 +46,6 @@ class DataFormat(DeclaredAsset):
     """
 
     _kind = "dataformat"
-    _description_key = "#description"
-    _schema_version_key = "#schema_version"
 
     def __init__(self, prefix, data, parent=None, dataformat_cache=None):
         self._name = None
@@ -60,7 +58,14 @@ class DataFormat(DeclaredAsset):
         self.data = None
         self.referenced = {}
         self.parent = parent
-        self._load(data, dataformat_cache)
+        if dataformat_cache is None:
+            dataformat_cache = {}  # the platform's _load writes into it straight away
+        try:
+            self._load(data, dataformat_cache)
+        finally:
+            # the platform's _load leaves a None placeholder under the name: replace it
+            if self._name is not None and isinstance(data, str):
+                dataformat_cache[self._name] = self
 
     # -- loading ------------------------------------------------------------
 
@@ -71,12 +76,10 @@ class DataFormat(DeclaredAsset):
         self.resolved = None
         self.errors = []
         self.referenced = {}
-        if dataformat_cache is None:
-            dataformat_cache = {}
 
         if isinstance(data, str):
+            self.storage = Storage(self.prefix, data)  # an invalid name raises: not cached
             self._name = data
-            self.storage = Storage(self.prefix, data)
             dataformat_cache[self._name] = self
             if not self._read_declaration():
                 return
@@ -155,6 +158,19 @@ class DataFormat(DeclaredAsset):
             self.resolved = own
 
     # -- properties ---------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        return declared(self, "#schema_version", 1)
+
+    @property
+    def description(self):
+        """The short description (the ``#description`` key)."""
+        return declared(self, "#description")
+
+    @description.setter
+    def description(self, value):
+        self.data["#description"] = value
 
     @property
     def name(self):

@@ -15,7 +15,7 @@ import types
 
 from . import loader
 from . import storage as _storage
-from .common import DeclaredAsset, same_prefix
+from .common import DeclaredAsset, declared, same_prefix
 
 _UNNAMED = "__unnamed_library__"
 
@@ -57,15 +57,20 @@ class Library(DeclaredAsset):
         self.code_path = None
         self.libraries = {}
         self.errors = []
-        self._load(name, library_cache)
+        if library_cache is None:
+            library_cache = {}  # the platform's _load writes into it straight away
+        try:
+            self._load(name, library_cache)
+        finally:
+            # the platform's _load leaves a None placeholder under the name: replace it
+            if self._name is not None:
+                library_cache[self._name] = self
 
     # -- loading ------------------------------------------------------------
 
     def _load(self, data, library_cache):
-        if library_cache is None:
-            library_cache = {}
+        self.storage = Storage(self.prefix, data)  # an invalid name raises: not cached
         self._name = data
-        self.storage = Storage(self.prefix, data)
         library_cache[self._name] = self
         if not self._read_declaration(record_malformed=True):
             return
@@ -112,12 +117,12 @@ class Library(DeclaredAsset):
     @name.setter
     def name(self, value):
         self._name = value
-        self.storage = Storage(self.prefix, value, self._get("language"))
+        self.storage = Storage(self.prefix, value, declared(self, "language"))
 
     @property
     def language(self):
         """The language of the code (``python``, ``cxx``, ...)."""
-        return self._get("language")
+        return declared(self, "language")
 
     @language.setter
     def language(self, value):
@@ -128,7 +133,7 @@ class Library(DeclaredAsset):
     @property
     def uses(self):
         """Alias (as seen by the code) -> library name (``{}`` when not declared)."""
-        return self._get("uses", {})
+        return declared(self, "uses", {})
 
     @uses.setter
     def uses(self, value):

@@ -73,7 +73,8 @@ class ProtocolTemplate(DeclaredAsset):
         self.prefix = prefix
         self.errors = []
         self.data = None
-        self._load(data, dataformat_cache)
+        # the platform's _load override writes into the cache straight away
+        self._load(data, {} if dataformat_cache is None else dataformat_cache)
 
     def _load(self, data, dataformat_cache):
         self._name = data
@@ -87,8 +88,6 @@ class ProtocolTemplate(DeclaredAsset):
                 "with a `sets' list"
             )
             return
-        if dataformat_cache is None:
-            dataformat_cache = {}
         load_output_formats(self, self.data["sets"], dataformat_cache)
 
     # -- properties ---------------------------------------------------------
