@@ -25,6 +25,7 @@ COMMANDS: tuple[str, ...] = (
     "run",
     "block",
     "cache",
+    "doctor",
     # the BEAT scripts (same arguments as the console scripts)
     "scripts.execute",
     "scripts.loop_execute",
