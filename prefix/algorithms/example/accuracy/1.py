@@ -1,6 +1,8 @@
 # Sequential analyzer (API v2): counts decisions unit by unit and writes the
 # results once, after the last unit (so they cover the whole index range).
-# Label value 1 is the positive class; a score >= threshold is a positive decision.
+# Label value 1 is the positive class; a score >= 0 is a positive decision. (The
+# platform's algorithm schemas v2/v3 give analyzers no parameters: the threshold
+# is fixed here.)
 
 import numpy
 
@@ -9,9 +11,12 @@ def _rate(count, total):
     return numpy.float32(count / total if total else 0.0)
 
 
+THRESHOLD = 0.0
+
+
 class Algorithm:
     def setup(self, parameters):
-        self.threshold = float(parameters["threshold"])
+        self.threshold = THRESHOLD
         self.positives = self.negatives = 0
         self.false_accepts = self.false_rejects = 0
         return True
