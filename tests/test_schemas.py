@@ -111,12 +111,13 @@ def test_schema_file_is_a_valid_schema_with_stable_id(kind, version):
     contents = _load(Path(path))
     assert contents["$id"] == schema_uri(kind, version)
     assert contents["$id"] == f"https://beat-backend.invalid/schemas/{kind}/{version}.json"
-    jsonschema.Draft202012Validator.check_schema(contents)
+    assert contents["$schema"] == "http://json-schema.org/draft-07/schema#"
+    jsonschema.Draft7Validator.check_schema(contents)
 
 
 def test_every_reference_resolves():
-    """Walk every ``$ref`` of every schema through the shared registry."""
-    registry, loaded = schemas._load()
+    """Walk every ``$ref`` of every schema through the resolver of the installed jsonschema."""
+    loaded = schemas._load()
 
     def refs(node):
         if isinstance(node, dict):
@@ -131,11 +132,89 @@ def test_every_reference_resolves():
 
     count = 0
     for (kind, version), contents in loaded.items():
-        resolver = registry.resolver(base_uri=schema_uri(kind, version))
         for ref in refs(contents):
-            resolver.lookup(ref)
+            assert isinstance(schemas.resolve(kind, version, ref), (dict, bool)), ref
             count += 1
     assert count > 100
+
+
+def test_unknown_reference_is_an_error():
+    with pytest.raises(Exception):  # referencing's or jsonschema's own error
+        schemas.resolve("common", 1, "#/definitions/no_such_definition")
+
+
+def test_reference_mechanism_follows_jsonschema():
+    """jsonschema >= 4.18 has the ``referencing`` registry, older ones only ``RefResolver``."""
+    from importlib.metadata import version
+
+    major, minor = (int(x) for x in version("jsonschema").split(".")[:2])
+    expected = (major, minor) >= (4, 18)
+    assert schemas.USE_REFERENCING is expected
+
+
+def _subschemas(node, path=""):
+    """Every (pointer, subschema) of a draft-07 schema, the root included."""
+    yield path or "/", node
+    if not isinstance(node, dict):
+        return
+    for key in ("properties", "patternProperties", "definitions"):
+        for name, sub in node.get(key, {}).items():
+            yield from _subschemas(sub, f"{path}/{key}/{name}")
+    for key in ("additionalProperties", "additionalItems", "not", "if", "then", "else"):
+        if key in node:
+            yield from _subschemas(node[key], f"{path}/{key}")
+    items = node.get("items")
+    if isinstance(items, list):
+        for i, sub in enumerate(items):
+            yield from _subschemas(sub, f"{path}/items/{i}")
+    elif items is not None:
+        yield from _subschemas(items, f"{path}/items")
+    for key in ("allOf", "anyOf", "oneOf"):
+        for i, sub in enumerate(node.get(key, [])):
+            yield from _subschemas(sub, f"{path}/{key}/{i}")
+
+
+#: keywords of drafts after 07: jsonschema 3.2 ignores them silently
+LATER_KEYWORDS = {
+    "$defs",
+    "prefixItems",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+    "dependentRequired",
+    "dependentSchemas",
+    "$anchor",
+    "$dynamicRef",
+    "$dynamicAnchor",
+    "$recursiveRef",
+    "minContains",
+    "maxContains",
+}
+
+
+@pytest.mark.parametrize(("kind", "version"), EXPECTED_SCHEMAS)
+def test_schema_uses_draft07_only(kind, version):
+    found = list(_subschemas(schemas._load()[(kind, version)]))
+    assert len(found) > 2
+    for pointer, sub in found:
+        if pointer.endswith(("/additionalProperties", "/additionalItems")) and sub is False:
+            continue  # handled by the keyword itself, reported with its own message
+        # a nested false schema loses its last path step on jsonschema 4.x (not on 3.2)
+        assert isinstance(sub, dict) or (sub is True and "/properties/" in pointer), pointer
+        if isinstance(sub, dict):
+            assert not LATER_KEYWORDS & set(sub), pointer
+            # draft-07 ignores the siblings of $ref
+            assert "$ref" not in sub or set(sub) == {"$ref"}, pointer
+
+
+def test_execution_branches_list_the_same_properties():
+    """execution/1 emulates unevaluatedProperties: each branch lists what it allows."""
+    schema = schemas._load()[("execution", 1)]
+    listed = set(schema["properties"])
+    assert set(schema["then"]["properties"]) == listed - {"outputs"}
+    assert set(schema["else"]["properties"]) == listed - {"result"}
+    assert schema["then"]["additionalProperties"] is False
+    assert schema["else"]["additionalProperties"] is False
+    assert "additionalProperties" not in schema  # once is enough: the branch reports it
 
 
 def test_validators_are_cached():
@@ -357,7 +436,7 @@ def test_loop_type_needs_algorithm_v3():
     data["schema_version"] = 2
     assert validate("algorithm", data)[1] == [
         "/groups/0: Additional properties are not allowed ('loop' was unexpected) "
-        "(rule: /else/properties/groups/prefixItems/0/additionalProperties)",
+        "(rule: /else/properties/groups/items/0/additionalProperties)",
         "/type: 'sequential_loop_evaluator' is not one of "
         "['legacy', 'sequential', 'autonomous'] (rule: /properties/type/enum)",
     ]
@@ -370,7 +449,7 @@ def test_loop_processor_requires_splittable_and_loop():
     assert validate("algorithm", data)[1] == [
         "/: 'splittable' is a required property (rule: /allOf/0/then/required)",
         "/groups/0: 'loop' is a required property "
-        "(rule: /else/then/properties/groups/prefixItems/0/required)",
+        "(rule: /else/then/properties/groups/items/0/required)",
     ]
 
 
@@ -393,9 +472,9 @@ def test_block_groups():
     del data["groups"][0]["outputs"]
     assert validate("algorithm", data)[1] == [
         "/groups/0: 'outputs' is a required property "
-        "(rule: /else/properties/groups/prefixItems/0/required)",
+        "(rule: /else/properties/groups/items/0/required)",
         "/groups/1: Additional properties are not allowed ('outputs' was unexpected) "
-        "(rule: /else/properties/groups/items/additionalProperties)",
+        "(rule: /else/properties/groups/additionalItems/additionalProperties)",
     ]
 
 
@@ -636,8 +715,21 @@ def test_execution_analyzer_or_block():
     config = copy.deepcopy(_experiment_vectors()["configurations"]["report"])
     config["outputs"] = {}
     assert validate("execution", config)[1] == [
-        "/: Unevaluated properties are not allowed ('outputs' was unexpected) "
-        "(rule: /unevaluatedProperties)"
+        "/: Additional properties are not allowed ('outputs' was unexpected) "
+        "(rule: /then/additionalProperties)"
+    ]
+    config["queue_name"] = "q"
+    assert validate("execution", config)[1] == [
+        "/: Additional properties are not allowed ('outputs', 'queue_name' were unexpected) "
+        "(rule: /then/additionalProperties)"
+    ]
+    del config["outputs"]
+    config["result"]["hash"] = "x"
+    assert validate("execution", config)[1] == [
+        "/: Additional properties are not allowed ('queue_name' was unexpected) "
+        "(rule: /then/additionalProperties)",
+        "/result/hash: 'x' does not match '^[0-9a-fA-F]{64}$' "
+        "(rule: /properties/result/properties/hash/pattern)",
     ]
     config = copy.deepcopy(_experiment_vectors()["configurations"]["scale"])
     del config["nb_slots"]
