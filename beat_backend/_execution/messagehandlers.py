@@ -10,6 +10,7 @@ evaluated.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -110,6 +111,12 @@ class MessageHandler(threading.Thread):
         self.system_error = ""
         self.stop = threading.Event()
         self.must_kill = threading.Event()
+        # destroy() and kill() wake the loop out of its poll through this pipe
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._poller = zmq.Poller()
+        self._poller.register(self.socket, zmq.POLLIN)
+        self._poller.register(self._wake_r, zmq.POLLIN)
         #: set when a watched client disconnected (see :meth:`watch_client`)
         self.client_gone = False
         self.data_sources = None
@@ -129,13 +136,37 @@ class MessageHandler(threading.Thread):
         self.callbacks[grammar.IFC] = self.infos_compact
 
     def destroy(self):
-        """Close the socket (and the context if this handler created it)."""
+        """Stop the loop, then close the socket (and the context if this handler created it).
+
+        The platform sets ``stop`` and calls ``destroy()`` without ``join()``: the
+        socket is closed only once the loop has left it (at most a poll period,
+        or the request being served), so the thread never polls a closed socket.
+        """
+        stop = self.__dict__.get("stop")  # absent when __init__'s bind failed
+        if stop is not None:
+            stop.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self._wake()
+            self.join()
         self.socket.close(linger=0)
+        for fd in (self.__dict__.pop("_wake_r", None), self.__dict__.pop("_wake_w", None)):
+            if fd is not None:
+                os.close(fd)
         if self._own_context:
             self.context.term()
 
     def kill(self):
         self.must_kill.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        """Make the loop leave its poll now (it then checks ``stop`` and ``must_kill``)."""
+        fd = self.__dict__.get("_wake_w")
+        if fd is not None:
+            try:
+                os.write(fd, b"!")
+            except (BlockingIOError, OSError):  # full (a wake-up is pending) or closed
+                pass
 
     def watch_client(self) -> None:
         """Stop serving when the connected client disconnects for good (it died).
@@ -173,7 +204,11 @@ class MessageHandler(threading.Thread):
             # requests sent ahead are already there: no poll (system call) for them
             frames = recv_frames_nowait(socket)
             if frames is None:
-                if not socket.poll(POLL_MS):
+                ready = dict(self._poller.poll(POLL_MS))
+                if self._wake_r in ready:
+                    os.read(self._wake_r, 4096)
+                    continue
+                if not ready:
                     if self._client_gone():
                         break
                     continue
