@@ -80,6 +80,57 @@ def test_platform_in_process_path_reproduces_the_golden_experiment(golden_dir, t
         assert (cache / name).read_bytes() == expected
 
 
+_FAILING_SETUP = {
+    "setup_false": "class Algorithm:\n    def setup(self, parameters):\n        return False\n",
+    "prepare_false": (
+        "class Algorithm:\n    def setup(self, parameters):\n        return True\n"
+        "    def prepare(self, data_loaders):\n        return False\n"
+    ),
+    "setup_raises": (
+        "class Algorithm:\n    def setup(self, parameters):\n        raise ValueError('no')\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("failure", sorted(_FAILING_SETUP))
+def test_failed_setup_or_prepare_leaves_nothing_in_the_cache(
+    failure, golden_dir, tmp_path, context
+):
+    # the platform's LocalExecutor raises on a falsy setup/prepare and drops the
+    # executor without another call: its opened outputs must be gone by then
+    cache = tmp_path / "cache"
+    _seed(golden_dir, cache, "experiment/cache", [INDEX])
+    before = sorted(p.relative_to(cache) for p in cache.rglob("*"))
+    directory = tmp_path / "scale"
+    shutil.copytree(golden_dir / "experiment" / "scripts" / "scale" / "runner", directory)
+    code = directory / "prefix" / "algorithms" / "golden" / "scale" / "1.py"
+    code.write_text(_FAILING_SETUP[failure])
+    provider_prefix = golden_dir / "experiment" / "scripts" / "scale" / "provider" / "prefix"
+    databases = {"golden_db/1": Database(str(provider_prefix), "golden_db/1")}
+    handler = MessageHandler("127.0.0.1")
+    socket = context.socket(zmq.PAIR)
+    socket.connect(handler.address)
+    try:
+        executor = AlgorithmExecutor(
+            socket, str(directory), database_cache=databases, cache_root=str(cache)
+        )
+        assert any(p.name.endswith(".tmp") for p in cache.rglob("*"))  # outputs are open
+        if failure == "setup_raises":
+            with pytest.raises(ValueError, match="no"):
+                executor.setup()
+        elif failure == "setup_false":
+            assert executor.setup() is False
+        else:
+            assert executor.setup() is True
+            assert executor.prepare() is False
+        # only the folders the outputs created may stay, empty
+        left = sorted(p.relative_to(cache) for p in cache.rglob("*") if p.is_file())
+        assert left == [p for p in before if (cache / p).is_file()]
+    finally:
+        socket.close(linger=0)
+        handler.destroy()
+
+
 def _loop_conversations(golden_dir):
     return json.loads((golden_dir / "wire" / "loop.json").read_text())["conversations"]
 

@@ -120,10 +120,25 @@ class AlgorithmExecutor:
         return "result" in self.data
 
     def setup(self):
-        return self.runner.setup(self.data["parameters"])
+        """The user's ``setup(parameters)``; falsy or raising: the outputs are discarded."""
+        return self._or_discard(lambda: self.runner.setup(self.data["parameters"]))
 
     def prepare(self):
-        return self.runner.prepare(self.data_loaders)
+        """The user's ``prepare(data_loaders)``; falsy or raising: the outputs are discarded."""
+        return self._or_discard(lambda: self.runner.prepare(self.data_loaders))
+
+    def _or_discard(self, step):
+        # A falsy setup/prepare fails the block (platform-client.md §4), and the
+        # platform's in-process executor drops us without a further call: the
+        # outputs opened in __init__ must not stay in the cache as temporaries.
+        try:
+            result = step()
+        except BaseException:
+            self._discard_outputs()
+            raise
+        if not result:
+            self._discard_outputs()
+        return result
 
     def _process_sequential(self, runner):
         algorithm = self.algorithm
