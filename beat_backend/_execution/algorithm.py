@@ -15,7 +15,13 @@ from .._transport.channel import GRACE, SLICE, channel_for
 from .._transport.pipeline import request as pipeline_request
 from .config import check_runner_configuration
 from .loop import LoopChannel
-from .wiring import AccessMode, create_inputs_from_configuration, create_outputs_from_configuration
+from .wiring import (
+    AccessMode,
+    create_inputs_from_configuration,
+    create_outputs_from_configuration,
+    discard_outputs,
+    run_or_discard,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -121,24 +127,11 @@ class AlgorithmExecutor:
 
     def setup(self):
         """The user's ``setup(parameters)``; falsy or raising: the outputs are discarded."""
-        return self._or_discard(lambda: self.runner.setup(self.data["parameters"]))
+        return run_or_discard(lambda: self.runner.setup(self.data["parameters"]), self.output_list)
 
     def prepare(self):
         """The user's ``prepare(data_loaders)``; falsy or raising: the outputs are discarded."""
-        return self._or_discard(lambda: self.runner.prepare(self.data_loaders))
-
-    def _or_discard(self, step):
-        # A falsy setup/prepare fails the block (platform-client.md §4), and the
-        # platform's in-process executor drops us without a further call: the
-        # outputs opened in __init__ must not stay in the cache as temporaries.
-        try:
-            result = step()
-        except BaseException:
-            self._discard_outputs()
-            raise
-        if not result:
-            self._discard_outputs()
-        return result
+        return run_or_discard(lambda: self.runner.prepare(self.data_loaders), self.output_list)
 
     def _process_sequential(self, runner):
         algorithm = self.algorithm
@@ -192,10 +185,10 @@ class AlgorithmExecutor:
                 self._check_provider()
         except BaseException:
             # a failed block never leaves a complete-looking output behind
-            self._discard_outputs()
+            discard_outputs(self.output_list)
             raise
         if not retval:
-            self._discard_outputs()
+            discard_outputs(self.output_list)
             return False
         for output in self.output_list:
             output.close()
@@ -224,14 +217,6 @@ class AlgorithmExecutor:
                 return
             time.sleep(SLICE)
         raise PeerGoneError(f"the {channel.what} process disconnected (it died or exited)")
-
-    def _discard_outputs(self):
-        for output in self.output_list:
-            discard = getattr(output.data_sink, "discard", None)
-            if discard is not None:
-                discard()
-            else:
-                output.close()
 
     def done(self, statistics):
         """Tell the databases provider, the loop and the platform that the block is done."""

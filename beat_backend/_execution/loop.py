@@ -12,7 +12,13 @@ from .._core.jsonio import loads_declaration
 from .._transport import grammar
 from .._transport.channel import channel_for
 from .config import check_runner_configuration
-from .wiring import AccessMode, create_inputs_from_configuration, create_outputs_from_configuration
+from .wiring import (
+    AccessMode,
+    create_inputs_from_configuration,
+    create_outputs_from_configuration,
+    discard_outputs,
+    run_or_discard,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -131,10 +137,12 @@ class LoopExecutor:
         return not self.errors
 
     def setup(self):
-        return self.runner.setup(self.data["parameters"])
+        """The user's ``setup(parameters)``; falsy or raising: the outputs are discarded."""
+        return run_or_discard(lambda: self.runner.setup(self.data["parameters"]), self.output_list)
 
     def prepare(self):
-        return self.runner.prepare(self.data_loaders)
+        """The user's ``prepare(data_loaders)``; falsy or raising: the outputs are discarded."""
+        return run_or_discard(lambda: self.runner.prepare(self.data_loaders), self.output_list)
 
     def process(self):
         """Start serving the processor's requests."""
@@ -164,9 +172,4 @@ class LoopExecutor:
 
     def discard(self):
         """Drop the outputs being written (the processor is gone: nothing is published)."""
-        for output in getattr(self, "output_list", []):
-            discard = getattr(output.data_sink, "discard", None)
-            if discard is not None:
-                discard()
-            else:
-                output.close()
+        discard_outputs(getattr(self, "output_list", []))

@@ -190,3 +190,30 @@ def create_outputs_from_configuration(
             output = Output(name, sink, listener, force_start_index=start_index)
         output_list.add(output)
     return output_list, data_sinks
+
+
+def discard_outputs(output_list) -> None:
+    """Drop every output being written (a failed block publishes nothing)."""
+    for output in output_list:
+        discard = getattr(output.data_sink, "discard", None)
+        if discard is not None:
+            discard()
+        else:
+            output.close()
+
+
+def run_or_discard(step, output_list):
+    """``step()`` (a user ``setup``/``prepare``); falsy or raising: discard the outputs.
+
+    A falsy setup/prepare fails the block (platform-client.md §4), and the
+    platform's in-process executor drops the executor without a further call:
+    outputs opened at construction must not stay in the cache as temporaries.
+    """
+    try:
+        result = step()
+    except BaseException:
+        discard_outputs(output_list)
+        raise
+    if not result:
+        discard_outputs(output_list)
+    return result
