@@ -487,6 +487,47 @@ def test_analyzer_groups_have_inputs_only():
     ]
 
 
+def test_groups_by_kind_in_every_algorithm_version():
+    """v1 and v2 inline the analyzer/block choice (draft-07 ignores the siblings of $ref)."""
+    analyzer = _asset("algorithms/golden/report/1.json")  # version 1
+    analyzer["groups"].append({"inputs": {}, "outputs": {}})
+    expected = [
+        "/groups/1: Additional properties are not allowed ('outputs' was unexpected) "
+        "(rule: /then/properties/groups/items/additionalProperties)"
+    ]
+    assert validate("algorithm", analyzer)[1] == expected
+    analyzer.update({"schema_version": 2, "api_version": 2, "type": "sequential"})
+    assert validate("algorithm", analyzer)[1] == expected
+
+    block = _asset("algorithms/golden/scale/1.json")  # version 2
+    block["groups"].append({"inputs": {}, "outputs": {}})
+    expected = [
+        "/groups/1: Additional properties are not allowed ('outputs' was unexpected) "
+        "(rule: /else/properties/groups/additionalItems/additionalProperties)"
+    ]
+    assert validate("algorithm", block)[1] == expected
+    for key in ("schema_version", "api_version", "type"):
+        del block[key]
+    assert validate("algorithm", block)[1] == expected
+    block["groups"] = []
+    assert validate("algorithm", block)[1] == [
+        "/groups: [] should be non-empty (rule: /else/properties/groups/minItems)",
+        "/groups: [] should be non-empty (rule: /properties/groups/minItems)",
+    ]
+
+
+def test_array_items_by_dimension_count():
+    """The array form of ``items`` (draft 2020-12's prefixItems), one branch per length."""
+    _, errors = validate("dataformat", {"a": [2, -1, 0, "x"]})
+    rule = "/patternProperties/^[a-zA-Z_][a-zA-Z0-9_-]*$/then/allOf/2/then/items"
+    assert errors == [
+        f"/a/1: -1 is less than the minimum of 0 (rule: {rule}/1/minimum)",
+        "/a/3: 'x' is not one of ['int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', "
+        "'uint32', 'uint64', 'float32', 'float64', 'complex64', 'complex128', 'bool', 'string'] "
+        f"(rule: {rule}/3/else/else/enum)",
+    ]
+
+
 def test_analyzer_result_types():
     data = _asset("algorithms/golden/report/1.json")
     data["results"]["plot"] = {"type": "plot/scatter/1"}
