@@ -377,6 +377,7 @@ def test_enum_and_const_equality():
 def test_parameter_choice_of_mixed_values_is_unique():
     algorithm = {
         "language": "python",
+        "splittable": False,
         "groups": [{"inputs": {}, "outputs": {}}],
         "parameters": {"p": {"type": "int8", "choice": [1, True, "1"]}},
     }

@@ -426,7 +426,7 @@ def test_algorithm_v1_has_no_type():
     data["type"] = "legacy"
     assert validate("algorithm", data)[1] == [
         "/: Additional properties are not allowed ('type' was unexpected) "
-        "(rule: /additionalProperties)"
+        "(rule: /then/additionalProperties)"
     ]
 
 
@@ -435,6 +435,7 @@ def test_loop_type_needs_algorithm_v3():
     assert validate("algorithm", data)[1] == []
     data["schema_version"] = 2
     assert validate("algorithm", data)[1] == [
+        "/: 'splittable' is a required property (rule: /else/required)",
         "/groups/0: Additional properties are not allowed ('loop' was unexpected) "
         "(rule: /else/properties/groups/items/0/additionalProperties)",
         "/type: 'sequential_loop_evaluator' is not one of "
@@ -447,9 +448,9 @@ def test_loop_processor_requires_splittable_and_loop():
     del data["splittable"]
     del data["groups"][0]["loop"]
     assert validate("algorithm", data)[1] == [
-        "/: 'splittable' is a required property (rule: /allOf/0/then/required)",
+        "/: 'splittable' is a required property (rule: /else/else/required)",
         "/groups/0: 'loop' is a required property "
-        "(rule: /else/then/properties/groups/items/0/required)",
+        "(rule: /else/else/then/properties/groups/items/0/required)",
     ]
 
 
@@ -497,6 +498,7 @@ def test_groups_by_kind_in_every_algorithm_version():
     ]
     assert validate("algorithm", analyzer)[1] == expected
     analyzer.update({"schema_version": 2, "api_version": 2, "type": "sequential"})
+    del analyzer["parameters"]  # analyzers of version 2 have none (as the platform's)
     assert validate("algorithm", analyzer)[1] == expected
 
     block = _asset("algorithms/golden/scale/1.json")  # version 2
@@ -513,6 +515,68 @@ def test_groups_by_kind_in_every_algorithm_version():
     assert validate("algorithm", block)[1] == [
         "/groups: [] should be non-empty (rule: /else/properties/groups/minItems)",
         "/groups: [] should be non-empty (rule: /properties/groups/minItems)",
+    ]
+
+
+# The algorithm schemas accept and refuse what beat.core 1.13.5's do (its
+# Algorithm refused the example analyzer, whose parameters ours accepted).
+
+
+def test_analyzers_of_version_2_and_3_have_no_parameters():
+    analyzer = _asset("algorithms/golden/report/1.json")  # version 1: parameters allowed
+    assert "parameters" in analyzer and validate("algorithm", analyzer)[1] == []
+    for version in (2, 3):
+        analyzer.update({"schema_version": version, "api_version": 2, "type": "sequential"})
+        assert validate("algorithm", analyzer)[1] == [
+            "/: Additional properties are not allowed ('parameters' was unexpected) "
+            "(rule: /then/additionalProperties)"
+        ]
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_analyzers_are_not_splittable(version):
+    analyzer = _asset("algorithms/golden/report/1.json")
+    if version > 1:
+        del analyzer["parameters"]
+        analyzer.update({"schema_version": version, "api_version": 2, "type": "sequential"})
+    analyzer["splittable"] = False
+    assert validate("algorithm", analyzer)[1] == [
+        "/: Additional properties are not allowed ('splittable' was unexpected) "
+        "(rule: /then/additionalProperties)"
+    ]
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_blocks_must_say_whether_they_are_splittable(version):
+    block = _asset("algorithms/golden/scale/1.json")  # version 2
+    del block["splittable"]
+    rule = "/else/else/required" if version == 3 else "/else/required"
+    if version == 1:
+        for key in ("schema_version", "api_version", "type"):
+            del block[key]
+    else:
+        block["schema_version"] = version
+    assert validate("algorithm", block)[1] == [
+        f"/: 'splittable' is a required property (rule: {rule})"
+    ]
+
+
+def test_algorithm_v1_has_no_api_version():
+    block = _asset("algorithms/golden/scale/1.json")
+    for key in ("schema_version", "type"):
+        del block[key]
+    assert validate("algorithm", block)[1] == [
+        "/: Additional properties are not allowed ('api_version' was unexpected) "
+        "(rule: /else/additionalProperties)"
+    ]
+
+
+def test_loop_evaluators_are_not_splittable():
+    data = _load(LOOP_PREFIX / "algorithms" / "golden" / "loop_eval" / "1.json")
+    data["splittable"] = False
+    assert validate("algorithm", data)[1] == [
+        "/: Additional properties are not allowed ('splittable' was unexpected) "
+        "(rule: /else/then/additionalProperties)"
     ]
 
 
