@@ -23,18 +23,20 @@ SUITES = ["formats", "cache", "remote", "executor", "startup"]
 KEPT = ("dask", "notes")
 
 
-def _kept_sections(path: str) -> str:
+def _sections(text: str) -> dict[str, str]:
+    """``## name`` -> that section of RESULTS.md (heading included)."""
+    return {
+        match.group(1): match.group(0).rstrip("\n") + "\n"
+        for match in re.finditer(r"^## (\S+)\n.*?(?=^## |\Z)", text, re.S | re.M)
+    }
+
+
+def _read(path: str) -> str:
     try:
         with open(path, encoding="utf-8") as f:
-            text = f.read()
+            return f.read()
     except FileNotFoundError:
         return ""
-    kept = []
-    for name in KEPT:
-        match = re.search(rf"^## {name}\n.*?(?=^## |\Z)", text, re.S | re.M)
-        if match:
-            kept.append(match.group(0).rstrip("\n") + "\n")
-    return "\n".join(kept)
 
 
 def main(argv=None) -> int:
@@ -63,24 +65,42 @@ def main(argv=None) -> int:
 
     if not args.no_write:
         path = os.path.join(os.path.dirname(__file__), "RESULTS.md")
-        kept = _kept_sections(path)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write("# Benchmark results\n\n")
-            f.write(f"Command: `{command}` (from the repository root)\n\n")
-            f.write(f"Machine: {machine()}\n\n")
-            f.write(
-                f"Load average (1, 5, 15 min): {load_before} before the run, {load_after} "
-                f"after; total run time {elapsed:.1f} s.\n\n"
-            )
-            f.write(
-                "Rates are medians of 5 repetitions; `baseline` is the physical minimum "
-                "for the same payload measured in the same run, `ratio` = rate / baseline.\n\n"
-            )
-            for name, doc, text in sections:
-                f.write(f"## {name}\n\n{doc.strip()}\n\n{text}\n")
-            if kept:
-                f.write(kept)
+        _write(path, args.only, command, sections, load_before, load_after, elapsed)
     return 0
+
+
+def _write(path, only, command, sections, load_before, load_after, elapsed) -> None:
+    """Write RESULTS.md: a full run replaces it (the kept sections stay); ``--only``
+    replaces its own sections, each saying which command and load produced it."""
+    old_text = _read(path)
+    old = _sections(old_text)
+    new = {}
+    for name, doc, text in sections:
+        origin = ""
+        if only:
+            origin = (
+                f"Refreshed by `{command}` (load average {load_before} before, "
+                f"{load_after} after; {elapsed:.1f} s); the other sections come from the "
+                "run in the header.\n\n"
+            )
+        new[name] = f"## {name}\n\n{origin}{doc.strip()}\n\n{text}"
+    if only and old_text:
+        head = old_text[: old_text.index("## ")] if "## " in old_text else old_text
+    else:
+        head = (
+            "# Benchmark results\n\n"
+            f"Command: `{command}` (from the repository root)\n\n"
+            f"Machine: {machine()}\n\n"
+            f"Load average (1, 5, 15 min): {load_before} before the run, {load_after} "
+            f"after; total run time {elapsed:.1f} s.\n\n"
+            "Rates are medians of 5 repetitions; `baseline` is the physical minimum "
+            "for the same payload measured in the same run, `ratio` = rate / baseline.\n\n"
+        )
+    names = [n for n in SUITES if n in new or (only and n in old)]
+    body = [new.get(name) or old[name] for name in names]
+    body += [old[name] for name in KEPT if name in old]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(head + "\n".join(body))
 
 
 if __name__ == "__main__":
