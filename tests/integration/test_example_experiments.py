@@ -14,18 +14,18 @@ from __future__ import annotations
 import importlib
 import json
 from collections import Counter
-from pathlib import Path
 
 import numpy
 import pytest
 from _fakes import FakeInputs, FakeLoaderList, FakeOutputs, unit
+from _paths import EXAMPLE_PREFIX
 
 import beat_backend
 from beat_backend.algorithm import Algorithm
 from beat_backend.database import Database
 from beat_backend.dataformat import DataFormat
 
-PREFIX = Path(__file__).resolve().parent.parent / "prefix"
+PREFIX = EXAMPLE_PREFIX
 
 TOOLCHAINS = ["example/two_classes/1", "example/threshold_loop/1"]
 EXPERIMENTS = {

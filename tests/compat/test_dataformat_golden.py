@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from _paths import GOLDEN
 from _tagged import tagged_text, untag
 
 from beat_backend.dataformat import DataFormat
@@ -21,9 +22,8 @@ def _formats(golden_dir):
 
 
 def _names():
-    import pathlib
 
-    path = pathlib.Path(__file__).parent / "data" / "golden" / "formats.json"
+    path = GOLDEN / "formats.json"
     with open(path, encoding="utf-8") as f:
         return list(json.load(f)["formats"])
 
@@ -57,9 +57,8 @@ def _values(golden_dir):
 
 
 def _value_ids():
-    import pathlib
 
-    path = pathlib.Path(__file__).parent / "data" / "golden" / "formats.json"
+    path = GOLDEN / "formats.json"
     with open(path, encoding="utf-8") as f:
         formats = json.load(f)["formats"]
     return [(n, i) for n, e in formats.items() for i in range(len(e["values"]))]

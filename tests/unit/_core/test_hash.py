@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
+from _paths import GOLDEN
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,7 +14,6 @@ from beat_backend import hash as bhash
 from beat_backend import utils
 from beat_backend._core.jsonio import canonical_dumps, loads_ordered
 
-GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 # json.loads keeps key order and gives plain dicts (str() of an OrderedDict differs)
 VECTORS = json.loads((GOLDEN / "hashes.json").read_text(encoding="utf-8"))
 ASSETS = VECTORS["assets"]

@@ -16,11 +16,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from _paths import REPO
 
 import _beat_backend_alias
 from beat_backend import _alias
 
-REPO = Path(__file__).resolve().parent.parent
 PTH_NAME = "beat_backend-alias.pth"
 
 

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from _paths import GOLDEN
 
 import beat_backend
 from beat_backend._assets import schemas
 from beat_backend._assets.schemas import available_schemas, schema_uri, validate
 from beat_backend._core.resources import schemas_dir
 
-GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 PREFIX = GOLDEN / "prefix"
 LOOP_PREFIX = GOLDEN / "wire" / "loop" / "run" / "prefix"
 

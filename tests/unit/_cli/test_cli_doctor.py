@@ -10,12 +10,12 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from _paths import REPO
 
 from beat_backend._cli import doctor
 from beat_backend._cli.main import main
 from beat_backend._version import __version__
 
-REPO = Path(__file__).resolve().parent.parent
 INSTALLED = any(Path(sysconfig.get_paths()["purelib"]).glob("beat_backend-*.dist-info"))
 
 

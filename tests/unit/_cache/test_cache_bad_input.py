@@ -28,6 +28,7 @@ from _cachekit import (
     write_file,
     write_raw_set,
 )
+from _paths import REPO
 
 from beat_backend.data import (
     CachedDataSink,
@@ -473,7 +474,7 @@ def test_killed_writer_leaves_nothing_a_reader_would_pick_up(cache, prefix):
     os.makedirs(folder)
     base = os.path.join(folder, "0123")
     env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = str(REPO)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     with subprocess.Popen(
         [sys.executable, "-c", _WRITER, prefix, base + ".data"],

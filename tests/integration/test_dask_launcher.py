@@ -19,6 +19,8 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
+from _paths import REPO  # noqa: E402
+
 from beat_backend._cache.source import CachedDataSource  # noqa: E402
 from beat_backend._cli.main import main  # noqa: E402
 from beat_backend._execution import dask_launcher, planner  # noqa: E402
@@ -37,7 +39,7 @@ from beat_backend._execution.runner import (  # noqa: E402
     run_experiments,
 )
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO)
 EXAMPLE = os.path.join(ROOT, "prefix")
 SMALL = "example/example/two_classes/1/linear_small"
 BLOCKS = ["normalize_train", "training", "normalize_test", "score", "analysis"]

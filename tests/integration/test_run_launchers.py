@@ -11,9 +11,11 @@ import os
 import shutil
 import sys
 
+from _paths import REPO
+
 from beat_backend._cli.main import main
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO)
 SMALL = "example/example/two_classes/1/linear_small"
 
 

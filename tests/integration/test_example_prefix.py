@@ -7,11 +7,11 @@ Every value an algorithm writes is checked against its declared dataformat
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy
 import pytest
 from _fakes import FakeInputs, FakeLoader, FakeLoaderList, FakeLoopChannel, FakeOutputs, unit
+from _paths import EXAMPLE_PREFIX
 
 import beat_backend
 from beat_backend._cli.main import main
@@ -19,7 +19,7 @@ from beat_backend.algorithm import Algorithm
 from beat_backend.dataformat import DataFormat
 from beat_backend.library import Library
 
-PREFIX = Path(__file__).resolve().parent.parent / "prefix"
+PREFIX = EXAMPLE_PREFIX
 
 LIBRARIES = ["example/stats/1", "example/linalg/1"]
 ALGORITHMS = [

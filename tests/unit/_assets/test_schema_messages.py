@@ -18,11 +18,12 @@ from collections import deque
 from pathlib import Path
 
 import pytest
+from _paths import DATA as TEST_DATA
 
 from beat_backend._assets import schemas
 from beat_backend._assets.schemas import validate
 
-DATA = Path(__file__).resolve().parent / "data" / "schema_errors"
+DATA = TEST_DATA / "schema_errors"
 CASES_FILE = DATA / "cases.json"
 CHECK_FILE = DATA / "check.txt"
 

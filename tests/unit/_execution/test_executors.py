@@ -12,6 +12,7 @@ import threading
 import numpy
 import pytest
 import zmq
+from _paths import GOLDEN
 
 from beat_backend.data import CachedDataSource
 from beat_backend.database import Database
@@ -136,9 +137,8 @@ def _loop_conversations(golden_dir):
 
 
 def _names():
-    import pathlib
 
-    path = pathlib.Path(__file__).parent / "data" / "golden" / "wire" / "loop.json"
+    path = GOLDEN / "wire" / "loop.json"
     return [c["name"] for c in json.loads(path.read_text())["conversations"]]
 
 

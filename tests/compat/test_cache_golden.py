@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import pathlib
 
 import pytest
+from _paths import GOLDEN
 from _tagged import tagged_text, untag
 
 from beat_backend.data import (
@@ -23,7 +23,7 @@ from beat_backend.data import (
 )
 from beat_backend.dataformat import DataFormat
 
-_CACHE_JSON = pathlib.Path(__file__).parent / "data" / "golden" / "cache" / "cache.json"
+_CACHE_JSON = GOLDEN / "cache" / "cache.json"
 with open(_CACHE_JSON, encoding="utf-8") as _f:
     CACHE = json.load(_f)
 

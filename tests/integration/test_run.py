@@ -11,11 +11,12 @@ import os
 import shutil
 
 import pytest
+from _paths import REPO
 
 from beat_backend._cli.main import main
 from beat_backend._execution import planner
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(REPO)
 EXAMPLE = os.path.join(ROOT, "prefix")
 SMALL = "example/example/two_classes/1/linear_small"
 LOOP = "example/example/threshold_loop/1/tune"
