@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .._core.errors import AssetNameError, BeatError
+from .._core.errors import AssetNameError, InvalidExperiment
 from .._core.hashing import hashAnalyzer, hashBlockOutput, hashDataset
 from .._core.names import check_asset_name, to_path
 from . import experiment_checks as checks
@@ -25,15 +25,6 @@ from .algorithm import Algorithm
 from .toolchain import Toolchain, parse_json
 
 __all__ = ["Experiment", "InvalidExperiment", "Storage", "expand_label"]
-
-
-class InvalidExperiment(BeatError, RuntimeError):
-    """An experiment cannot be planned; ``errors`` lists every reason."""
-
-    def __init__(self, name: str, errors: list[str]):
-        self.name = name
-        self.errors = list(errors)
-        super().__init__(f"experiment `{name}' is not valid:\n  * " + "\n  * ".join(self.errors))
 
 
 def expand_label(name: str) -> str:

@@ -7,6 +7,10 @@ import logging
 import os
 import sys
 
+from .._core.errors import CommandError
+
+__all__ = ["CommandError", "StderrHandler", "add_prefix_option", "error", "resolve_prefix"]
+
 PREFIX_ENV = "BEAT_PREFIX"
 
 
@@ -23,10 +27,6 @@ class StderrHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, value):
         pass
-
-
-class CommandError(Exception):
-    """A usage problem detected by a subcommand: printed, exit status 2."""
 
 
 def add_prefix_option(parser: argparse.ArgumentParser) -> None:

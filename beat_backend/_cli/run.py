@@ -16,6 +16,7 @@ import json
 import os
 import sys
 
+from .._core.errors import InvalidExperiment, RunError
 from .common import CommandError, add_prefix_option, resolve_prefix
 
 DEFAULT_FILE = "beat_backend.json"
@@ -128,12 +129,9 @@ def resolve_experiments(prefix: str, given: list[str]) -> list[str]:
 def make_launcher(args):
     """The launcher ``--launcher`` / ``--scheduler`` / ``--debug`` ask for."""
     if args.launcher == "dask":
-        from .._execution.dask_launcher import DaskLauncher, DaskUnavailable
+        from .._execution.dask_launcher import DaskLauncher
 
-        try:
-            return DaskLauncher(args.scheduler, debug=args.debug)
-        except DaskUnavailable as exc:
-            raise CommandError(str(exc)) from None
+        return DaskLauncher(args.scheduler, debug=args.debug)  # DaskUnavailable: a RunError
     from .._execution.runner import LocalLauncher
 
     return LocalLauncher(debug=args.debug)
@@ -284,7 +282,7 @@ def run(args) -> int:
             for experiment in experiments:
                 the_plan = planner.plan(prefix, experiment, cache, force=args.force)
                 if args.block:
-                    the_plan[args.block]  # KeyError for an unknown block
+                    the_plan.block(args.block)  # RunError for an unknown block
                 plans.append(the_plan)
             if args.json:
                 documents = [p.to_dict() for p in plans]
@@ -307,15 +305,13 @@ def run(args) -> int:
                 launcher=launcher,
                 progress=_Progress() if not args.json else (lambda event, **kw: None),
             )
-    except planner.InvalidExperiment as exc:
+    except InvalidExperiment as exc:
         name = experiment if len(experiments) == 1 else exc.name
         print(f"experiment `{name}' is invalid:", file=sys.stderr)
         for message in exc.errors:
             print(f"  * {message}", file=sys.stderr)
         return 2
-    except KeyError as exc:
-        raise CommandError(f"unknown block {exc}") from None
-    except RuntimeError as exc:
+    except RunError as exc:
         raise CommandError(str(exc)) from None
     if args.json:
         documents = [r.to_dict() for r in reports]

@@ -17,10 +17,18 @@
     ├── PeerGoneError         (RuntimeError)     a peer process died / a deadline expired
     ├── RemoteException                          error reported by a peer process
     ├── UserError                                error attributable to user code
-    └── OutputError                              DatabaseTester failures
+    ├── OutputError                              DatabaseTester failures
+    ├── InvalidExperiment     (RuntimeError)     an experiment cannot be planned (``errors``)
+    ├── RunError              (RuntimeError)     ``beat-backend run`` cannot go on
+    │   ├── DaskUnavailable                      the ``distributed`` extra is missing
+    │   └── CacheNotShared                       a Dask worker does not see the cache
+    ├── SystemFailure                            a script's set-up failed (``err sys``)
+    └── CommandError                             a usage error of a ``beat-backend`` command
 
 Leaves also subclass the builtin that BEAT code historically raised, so
-``except ValueError`` / ``except TypeError`` keep working.
+``except ValueError`` / ``except TypeError`` keep working. The classes are
+re-exported where they are raised (``_assets.experiment``,
+``_execution.dask_launcher``, ``_cli.common``, ``_cli.scripts._common``).
 """
 
 from __future__ import annotations
@@ -125,3 +133,38 @@ class OutputError(BeatError):
 
     def __str__(self):
         return repr(self.value)
+
+
+class InvalidExperiment(BeatError, RuntimeError):
+    """An experiment cannot be planned; ``errors`` lists every reason."""
+
+    def __init__(self, name: str, errors: list[str]):
+        self.name = name
+        self.errors = list(errors)
+        super().__init__(f"experiment `{name}' is not valid:\n  * " + "\n  * ".join(self.errors))
+
+
+class RunError(BeatError, RuntimeError):
+    """``beat-backend run`` cannot go on: a dataset cannot be indexed, a block
+    needs outputs that are not cached, a block is unknown, the cluster is
+    unreachable."""
+
+
+class DaskUnavailable(RunError):
+    """``distributed`` is not installed."""
+
+
+class CacheNotShared(RunError):
+    """Some Dask worker does not see the cache folder the client sees."""
+
+
+class SystemFailure(BeatError):
+    """A failure of the platform's set-up, reported as ``err sys <message>`` (no traceback)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class CommandError(BeatError):
+    """A usage problem detected by a ``beat-backend`` subcommand: printed, exit status 2."""

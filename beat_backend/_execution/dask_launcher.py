@@ -39,6 +39,7 @@ import shutil
 import tempfile
 
 from .._cache.index import foundSplitRanges, load_data_index, load_data_index_db
+from .._core.errors import CacheNotShared, DaskUnavailable, RunError
 from . import planner
 from .config import convert_experiment_configuration_to_container
 from .processes import ProcessResult, run_block_processes
@@ -63,14 +64,6 @@ __all__ = [
 EXTRA = "pip install beat_backend[dask]"
 #: folder of the shared-cache probes, at the cache root (beside ``xx/xx/xx/…``)
 PROBE_FOLDER = ".beat_backend_probe"
-
-
-class DaskUnavailable(RuntimeError):
-    """``distributed`` is not installed."""
-
-
-class CacheNotShared(RuntimeError):
-    """Some Dask worker does not see the cache folder the client sees."""
 
 
 def import_distributed():
@@ -416,7 +409,7 @@ class DaskLauncher(Launcher):
                 try:
                     client = distributed.Client(self.scheduler, timeout=self.worker_timeout)
                 except OSError as exc:  # includes the connection time-out
-                    raise RuntimeError(
+                    raise RunError(
                         f"cannot connect to the Dask scheduler {self.scheduler}: {exc}"
                     ) from None
             else:
@@ -448,7 +441,7 @@ class DaskLauncher(Launcher):
         try:
             client.wait_for_workers(1, timeout=self.worker_timeout)
         except Exception as exc:  # TimeoutError (its class moved between versions)
-            raise RuntimeError(
+            raise RunError(
                 f"no Dask worker joined the scheduler {client.scheduler.address} "
                 f"within {self.worker_timeout:g} s ({type(exc).__name__})"
             ) from None

@@ -29,6 +29,7 @@ from typing import Any
 
 from .._assets.experiment import Experiment, InvalidExperiment
 from .._cache.index import read_checksum
+from .._core.errors import RunError
 from .._core.hashing import hashDataset, hashFileContents
 from .._core.names import to_path
 from .config import convert_experiment_configuration_to_container
@@ -189,6 +190,13 @@ class Plan:
             if item.name == name:
                 return item
         raise KeyError(name)
+
+    def block(self, name: str) -> PlanItem:
+        """The item ``name``; ``RunError("unknown block '<name>'")`` when there is none."""
+        try:
+            return self[name]
+        except KeyError:
+            raise RunError(f"unknown block {name!r}") from None
 
     @property
     def names(self) -> list[str]:

@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
+from .._core.errors import RunError
 from .._core.names import confined_path
 from . import planner
 from .processes import ProcessResult, die_with_parent_hook, run_block_processes
@@ -165,7 +166,7 @@ def build_indexes(plan: planner.Plan, progress: Progress = _no_progress) -> None
         )
         target = confined_path(plan.cache_root, dataset.path, "dataset index path")
         if done.returncode != 0 or not os.path.exists(target):
-            raise RuntimeError(
+            raise RunError(
                 f"could not index dataset {dataset.database}/{dataset.protocol}/{dataset.set} "
                 f"(index exited {done.returncode}):\n{done.stderr.strip()}"
             )
@@ -181,13 +182,13 @@ def _clean_stale_outputs(item: planner.PlanItem, cache_root: str) -> None:
 def _select(plan: planner.Plan, only: str | None, with_deps: bool) -> list[planner.PlanItem]:
     if only is None:
         return list(plan.items)
-    target = plan[only]
+    target = plan.block(only)
     upstream = plan.upstream(only)
     if with_deps:
         return [plan[n] for n in upstream] + [target]
     missing = [n for n in upstream if plan[n].status != planner.CACHED]
     if missing:
-        raise RuntimeError(
+        raise RunError(
             f"block `{only}' needs outputs that are not in the cache: "
             f"{', '.join(missing)} (use --with-deps to run them first)"
         )

@@ -26,6 +26,7 @@ from ..._core.errors import (
     PeerGoneError,
     ProtocolError,
     RemoteException,
+    SystemFailure,
     UserError,
 )
 from ..._version import __version__
@@ -45,14 +46,6 @@ TERMINATED_STATUS = 128 + signal.SIGTERM
 SYSTEM_FAILURES = (PeerGoneError, ProtocolError, CacheError)
 
 _DATE_FORMAT = "%d/%b/%Y %H:%M:%S"
-
-
-class SystemFailure(Exception):
-    """A failure of the platform's set-up, reported as ``err sys <message>`` (no traceback)."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
 
 class Terminated(BaseException):

@@ -123,3 +123,76 @@ def test_pickle_roundtrip(exc):
     assert type(clone) is type(exc)
     assert str(clone) == str(exc)
     assert clone.args == exc.args
+
+
+# -- the whole tree ------------------------------------------------------------------------
+
+# errors raised by the runner and the CLI: in the tree, each keeping its builtin base
+TREE_BUILTINS = {
+    "InvalidExperiment": RuntimeError,
+    "RunError": RuntimeError,
+    "DaskUnavailable": RuntimeError,
+    "CacheNotShared": RuntimeError,
+}
+
+
+def _package_exception_classes():
+    import importlib
+    import inspect
+    import pkgutil
+
+    import beat_backend
+
+    found = {}
+    for info in pkgutil.walk_packages(beat_backend.__path__, "beat_backend."):
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if (
+                inspect.isclass(obj)
+                and issubclass(obj, BaseException)
+                and obj.__module__.startswith("beat_backend")
+                and not name.startswith("_")
+            ):
+                found[f"{obj.__module__}.{obj.__qualname__}"] = obj
+    return found
+
+
+def test_every_public_exception_class_derives_from_beat_error():
+    classes = _package_exception_classes()
+    outside = sorted(
+        name for name, cls in classes.items() if not issubclass(cls, errors.BeatError)
+    )
+    # the one exception: SIGTERM's control-flow signal, a BaseException on purpose
+    # (no `except Exception' may swallow it), like KeyboardInterrupt
+    assert outside == ["beat_backend._cli.scripts._common.Terminated"]
+    # the walk sees the whole tree of _core/errors.py (it finds what it must check)
+    tree = {o for o in vars(errors).values() if isinstance(o, type) and issubclass(o, Exception)}
+    assert tree <= set(classes.values())
+
+
+@pytest.mark.parametrize(("name", "builtin"), sorted(TREE_BUILTINS.items()))
+def test_runner_errors_keep_their_builtin(name, builtin):
+    cls = getattr(errors, name)
+    assert issubclass(cls, errors.BeatError) and issubclass(cls, builtin)
+
+
+def test_runner_and_cli_errors_are_one_class_wherever_imported():
+    from beat_backend._assets import experiment
+    from beat_backend._cli import common
+    from beat_backend._cli.scripts import _common
+    from beat_backend._execution import dask_launcher, planner
+
+    assert experiment.InvalidExperiment is planner.InvalidExperiment is errors.InvalidExperiment
+    assert dask_launcher.DaskUnavailable is errors.DaskUnavailable
+    assert dask_launcher.CacheNotShared is errors.CacheNotShared
+    assert issubclass(errors.DaskUnavailable, errors.RunError)
+    assert issubclass(errors.CacheNotShared, errors.RunError)
+    assert common.CommandError is errors.CommandError
+    assert _common.SystemFailure is errors.SystemFailure
+
+
+def test_the_docstring_draws_every_class_of_the_tree():
+    drawn = errors.__doc__
+    for name, obj in vars(errors).items():
+        if isinstance(obj, type) and issubclass(obj, BaseException):
+            assert f" {name} " in drawn or f"{name}\n" in drawn, name
