@@ -1,8 +1,7 @@
 """Data sources and data sinks: the cache files, database outputs (BEAT ``data``).
 
-``RemoteDataSource`` lives with the transport layer (issue #5); until
-``beat_backend._transport.remote`` exists, the name resolves to a placeholder
-class whose instantiation raises :class:`NotImplementedError`.
+``RemoteDataSource`` lives with the transport layer; it is imported on first
+use (``import beat_backend.data`` does not import ZeroMQ).
 """
 
 from ._cache.base import DataSink, DataSource, FileInfos
@@ -53,29 +52,10 @@ for _cls in (
 del _cls
 
 
-class _PendingRemoteDataSource(DataSource):
-    """Placeholder until the transport layer provides ``RemoteDataSource``."""
-
-    def __init__(self, *args, **kwargs):
-        raise NotImplementedError(
-            "RemoteDataSource is not available yet: it comes with the transport layer "
-            "(beat_backend._transport.remote, issue #5)"
-        )
-
-
-_PendingRemoteDataSource.__name__ = "RemoteDataSource"
-_PendingRemoteDataSource.__qualname__ = "RemoteDataSource"
-_PendingRemoteDataSource.__module__ = __name__
-
-
 def __getattr__(name):
     if name == "RemoteDataSource":
-        try:
-            from ._transport.remote import RemoteDataSource
-        except ModuleNotFoundError as exc:
-            if exc.name != "beat_backend._transport.remote":
-                raise
-            return _PendingRemoteDataSource
+        from ._transport.remote import RemoteDataSource
+
         RemoteDataSource.__module__ = __name__
         globals()[name] = RemoteDataSource
         return RemoteDataSource

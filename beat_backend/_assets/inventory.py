@@ -20,8 +20,8 @@ experiment         ``experiments/[<h>/]<user>/<tc_user>/<tc_name>/<tc_version>/<
 =================  ==============================================================
 
 Each asset is parsed (duplicate keys refused), optionally validated against the
-JSON Schema of its kind, then loaded with its asset class when :data:`LOADERS`
-has an entry for the kind. Later asset classes register there.
+JSON Schema of its kind, then loaded with its asset class: :data:`LOADERS`
+maps each kind to the function that loads it and returns its errors.
 """
 
 from __future__ import annotations

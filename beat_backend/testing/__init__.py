@@ -2,9 +2,11 @@
 
 * :class:`DataSourceTests`: the conformance suite every ``DataSource`` passes;
   subclass it as ``Test...`` and implement ``make_source(units, dataformat,
-  workdir)`` (see :mod:`beat_backend.testing.sources`). Sources covered in
-  ``tests/test_source_conformance.py``: in-memory, cached (one and several
-  file sets); the database-output and remote sources join there later.
+  workdir)`` (see :mod:`beat_backend.testing.sources`). Every source of the
+  package passes it: in-memory and counting, cached (one file set, split
+  sets, several sets), database output (plain and packed)
+  (``tests/unit/_dataflow/test_source_conformance.py``) and remote
+  (``tests/unit/_transport/test_remote_source.py``).
 * :class:`MemoryDataSource`, :class:`CountingDataSource`: in-memory sources
   (the second counts lookups, reads and bisection steps).
 * :class:`CountingInt`, :func:`counting_units`: count comparisons, to check

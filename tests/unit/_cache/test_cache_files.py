@@ -9,7 +9,6 @@ import os
 import pickle
 import re
 import stat
-import sys
 
 import numpy
 import pytest
@@ -981,24 +980,16 @@ def test_stdout_data_sink_without_prefix(single, capsys, prefix_):
 
 def test_facade_remote_data_source_comes_from_the_transport_layer():
     import beat_backend.data as data
+    from beat_backend._transport import remote
 
-    remote = pytest.importorskip("beat_backend._transport.remote")
     assert data.RemoteDataSource is remote.RemoteDataSource
     assert data.RemoteDataSource.__module__ == "beat_backend.data"
     assert issubclass(data.RemoteDataSource, DataSource)
 
 
-def test_facade_remote_data_source_placeholder(monkeypatch):
+def test_facade_unknown_name_is_an_attribute_error():
     import beat_backend.data as data
 
-    monkeypatch.delitem(data.__dict__, "RemoteDataSource", raising=False)
-    monkeypatch.setitem(sys.modules, "beat_backend._transport.remote", None)
-    placeholder = data.RemoteDataSource
-    assert placeholder.__name__ == "RemoteDataSource"
-    assert placeholder.__module__ == "beat_backend.data"
-    with pytest.raises(NotImplementedError, match="issue #5"):
-        placeholder()
-    assert "RemoteDataSource" not in data.__dict__  # the real class is picked up later
     with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
         data.nothing  # noqa: B018
 
