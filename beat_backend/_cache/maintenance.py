@@ -31,8 +31,8 @@ import time
 from collections.abc import Callable
 
 from .._core.errors import CacheError
+from .datafile import file_sha256, read_header, scan_records
 from .index import index_filename, parse_range, read_checksum
-from .source import _read_header, _scan, file_sha256
 
 Progress = Callable[[int, int, str], None]
 
@@ -131,12 +131,12 @@ def verify_file_set(data_file: str) -> None:
     with open(data_file, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else _Empty() as buf:
-            encoding, _, offset = _read_header(buf, data_file)
+            encoding, _, offset = read_header(buf, data_file)
             if encoding not in ("binary", "json"):
                 raise CacheError(
                     f"data file `{data_file}' has an invalid encoding `{encoding[:40]}'"
                 )
-            _scan(buf, offset, data_file, 0, None, None, records)
+            scan_records(buf, offset, data_file, 0, None, None, records)
     with open(index_file, "rb") as f:
         lines = [line for line in f.read().splitlines() if line.strip()]
     listed = []

@@ -8,8 +8,6 @@ record (a header that lies about its size is an error, never a wrong value).
 
 from __future__ import annotations
 
-import gc
-import hashlib
 import json
 import logging
 import mmap
@@ -19,14 +17,14 @@ import time
 
 from .._core.errors import CacheError, DecodingError
 from .._core.jsonio import error_on_duplicate_key_hook
-from .base import DataSource, FileInfos
+from .base import DataSource
+from .datafile import file_sha256, read_header, scan_records
 from .index import getAllFilenames, parse_range, read_checksum
 
 logger = logging.getLogger(__name__)
 
 _VERIFIED: dict = {}
 _clock = time.perf_counter
-_new_tuple = tuple.__new__  # a FileInfos without the Python-level __new__
 # what a compiled decoder raises on bytes that are not a value of its format
 _DECODING_ERRORS = (DecodingError, ValueError, TypeError, OverflowError, MemoryError, SystemError)
 _VERIFIED_LOCK = threading.Lock()
@@ -35,17 +33,6 @@ _VERIFIED_LOCK = threading.Lock()
 def _identity(path):
     st = os.stat(path)
     return (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def file_sha256(path: str) -> str:
-    """SHA-256 of a file, streamed through a memory map."""
-    sha = hashlib.sha256()
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size:
-            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                sha.update(mm)
-    return sha.hexdigest()
 
 
 def verify_checksum(path: str, checksum_path: str) -> None:
@@ -67,68 +54,6 @@ def verify_checksum(path: str, checksum_path: str) -> None:
         )
     with _VERIFIED_LOCK:
         _VERIFIED[key] = expected
-
-
-def _read_header(buf, path):
-    first = buf.find(b"\n")
-    second = buf.find(b"\n", first + 1) if first >= 0 else -1
-    if first < 0 or second < 0:
-        raise CacheError(f"data file `{path}' has a truncated header ({len(buf)} bytes)")
-    try:
-        encoding = bytes(buf[:first]).decode("ascii")
-        name = bytes(buf[first + 1 : second]).decode("utf-8")
-    except UnicodeDecodeError:
-        raise CacheError(f"data file `{path}' has an invalid header") from None
-    return encoding, name, second + 1
-
-
-def _scan(buf, offset, path, file_index, start_index, end_index, out):
-    """Append FileInfos of every record of ``buf`` inside the requested range.
-
-    The cyclic garbage collector is paused meanwhile: the tuples made here
-    hold no references, and collections triggered by the growing list of
-    100 000s of them would cost more than the scan itself.
-    """
-    paused = gc.isenabled()
-    if paused:
-        gc.disable()
-    try:
-        _scan_records(buf, offset, path, file_index, start_index, end_index, out)
-    finally:
-        if paused:
-            gc.enable()
-
-
-def _scan_records(buf, offset, path, file_index, start_index, end_index, out):
-    size_total = len(buf)
-    find = buf.find
-    append = out.append
-    whole = start_index is None and end_index is None
-    while offset < size_total:
-        nl = find(b"\n", offset)
-        if nl < 0:
-            raise CacheError(f"data file `{path}' is truncated: record header at {offset}")
-        try:
-            s, e, n = buf[offset:nl].split(b" ")
-            s = int(s)
-            e = int(e)
-            n = int(n)
-        except ValueError:
-            raise CacheError(
-                f"data file `{path}' has an invalid record header at offset {offset}: "
-                f"{bytes(buf[offset : min(nl, offset + 40)])!r}"
-            ) from None
-        payload = nl + 1
-        if n < 1 or payload + n > size_total:
-            raise CacheError(
-                f"data file `{path}' is truncated or its record header lies: record "
-                f"{s}..{e} announces {n} bytes at offset {payload}, file holds {size_total}"
-            )
-        if whole or (
-            (start_index is None or s >= start_index) and (end_index is None or e <= end_index)
-        ):
-            append(_new_tuple(FileInfos, (file_index, s, e, payload, n)))
-        offset = payload + n
 
 
 class CachedDataSource(DataSource):
@@ -178,7 +103,7 @@ class CachedDataSource(DataSource):
         self.encoding = None
         for file_index, path in enumerate(data_files):
             buf = self._map(file_index, path)
-            encoding, name, offset = _read_header(buf, path)
+            encoding, name, offset = read_header(buf, path)
             if encoding not in ("binary", "json"):
                 raise RuntimeError(
                     f"valid formats for data reading are 'binary' or 'json': the format "
@@ -187,7 +112,7 @@ class CachedDataSource(DataSource):
             if self.dataformat is None:
                 self.encoding = encoding
                 self.dataformat = self._load_format(name, prefix, path)
-            _scan(buf, offset, path, file_index, start_index, end_index, self.infos)
+            scan_records(buf, offset, path, file_index, start_index, end_index, self.infos)
         self._type = self.dataformat.type
         self._binary = self.encoding == "binary"
         # the maps stay open for the reads, but no unit was read yet
