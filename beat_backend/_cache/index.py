@@ -7,33 +7,15 @@ import hashlib
 import heapq
 import json
 import os
-import re
 
 from .._core.errors import CacheError
 from .._core.jsonio import error_on_duplicate_key_hook
+from .fileset import classify, output_paths, parse_range
 
-_RANGE = re.compile(r"^.*\.(\d+)\.(\d+)\.(data|index)(\.checksum)?$")
-
-
-def data_filename(filename: str, start_index: int, end_index: int) -> str:
-    """``dir/base.ext`` → ``dir/base.<s>.<e>.ext`` (the real name a sink writes)."""
-    base, ext = os.path.splitext(filename)
-    return f"{base}.{start_index}.{end_index}{ext}"
-
-
-def index_filename(data_file: str) -> str:
-    """The ``.index`` companion of a data file (only the final extension changes)."""
-    if data_file.endswith(".data"):
-        return data_file[: -len(".data")] + ".index"
-    return data_file + ".index"
-
-
-def parse_range(path: str) -> tuple[int, int] | None:
-    """``(start, end)`` parsed from a cache file name, ``None`` if it has none."""
-    m = _RANGE.match(path)
-    if m is None:
-        return None
-    return int(m.group(1)), int(m.group(2))
+# re-exported from their owner, the names' former home
+from .fileset import data_filename as data_filename
+from .fileset import index_filename as index_filename
+from .fileset import read_checksum as read_checksum
 
 
 def getAllFilenames(filename, start_index=None, end_index=None):
@@ -43,7 +25,7 @@ def getAllFilenames(filename, start_index=None, end_index=None):
     dropped; lists are sorted by name, then by start index.
     """
     base = os.path.splitext(filename)[0]
-    candidates = sorted(glob.glob(glob.escape(base) + ".*"))
+    candidates = output_paths(base)
 
     def start_of(path):
         r = parse_range(path)
@@ -63,19 +45,7 @@ def getAllFilenames(filename, start_index=None, end_index=None):
             kept.append(path)
         candidates = kept
 
-    prefix = re.escape(base)
-    patterns = [
-        re.compile(prefix + r"\.\d+\.\d+\.data$"),
-        re.compile(prefix + r"\.\d+\.\d+\.index$"),
-        re.compile(prefix + r"\.\d+\.\d+\.data\.checksum$"),
-        re.compile(prefix + r"\.\d+\.\d+\.index\.checksum$"),
-    ]
-    return tuple([p for p in candidates if pat.match(p)] for pat in patterns)
-
-
-def read_checksum(path: str) -> str:
-    with open(path, encoding="ascii", errors="replace") as f:
-        return f.read().strip()
+    return classify(candidates, base)
 
 
 def load_data_index(cache_root, hash_path):

@@ -26,24 +26,21 @@ import fcntl
 import json
 import mmap
 import os
-import re
 import time
 from collections.abc import Callable
 
 from .._core.errors import CacheError
 from .datafile import file_sha256, read_header, scan_records
-from .index import index_filename, parse_range, read_checksum
+from .fileset import (
+    index_filename,
+    is_lock_name,
+    parse_range,
+    parse_set_file,
+    read_checksum,
+    temporary_pid,
+)
 
 Progress = Callable[[int, int, str], None]
-
-#: a file of a set: ``<base>.<start>.<end>.(data|index)[.checksum]``
-_SET_FILE = re.compile(
-    r"^(?P<base>.+)\.(?P<start>\d+)\.(?P<end>\d+)\.(?P<ext>data|index)(?P<sum>\.checksum)?$"
-)
-#: a hidden temporary: ``.<final>.<pid>.<token>.tmp`` (sinks, index files, small texts)
-_TEMPORARY = re.compile(r"^\.(?P<final>.+)\.(?P<pid>\d+)\.(?P<token>[0-9a-f]+)\.tmp$")
-#: a publication lock: ``.<data file>.lock``
-_LOCK = re.compile(r"^\..+\.lock$")
 
 OK, CORRUPT, INCOMPLETE = "ok", "corrupt", "incomplete"
 
@@ -105,9 +102,9 @@ def find_outputs(root: str) -> dict[str, list[str]]:
     """Output base (relative, no extension) → its set files, plus ``*.db`` index files."""
     outputs: dict[str, list[str]] = {}
     for relative in _walk_files(root):
-        m = _SET_FILE.match(relative)
-        if m is not None:
-            outputs.setdefault(m.group("base"), []).append(relative)
+        parsed = parse_set_file(relative)
+        if parsed is not None:
+            outputs.setdefault(parsed.base, []).append(relative)
         elif relative.endswith(".db"):
             outputs[relative] = [relative]
     return dict(sorted(outputs.items()))
@@ -318,12 +315,12 @@ def _locked(path: str) -> bool:
 
 def writer_alive(path: str) -> bool:
     """Whether the writer of the temporary ``path`` may still be at work."""
-    m = _TEMPORARY.match(os.path.basename(path))
-    if m is None:
+    pid = temporary_pid(os.path.basename(path))
+    if pid is None:
         return True  # not a temporary: never garbage
     if _locked(path):
         return True
-    started = process_started(int(m.group("pid")))
+    started = process_started(pid)
     if started is None:
         return False
     try:
@@ -360,11 +357,11 @@ def collect_garbage(
             except OSError:
                 continue
         for name in sorted(filenames):
-            if _TEMPORARY.match(name) or _LOCK.match(name):
+            if temporary_pid(name) is not None or is_lock_name(name):
                 candidates.append(os.path.join(dirpath, name))
     for done, path in enumerate(candidates, start=1):
         relative = os.path.relpath(path, root)
-        if _LOCK.match(os.path.basename(path)):
+        if is_lock_name(os.path.basename(path)):
             gone = not _locked(path)
         else:
             gone = not writer_alive(path)

@@ -22,14 +22,13 @@ import fcntl
 import hashlib
 import logging
 import os
-import secrets
 import stat
 import time
 
 from .._core.jsonio import dumps_numpy
 from .._format.baseformat import has_arrays
 from .base import DataSink
-from .index import data_filename, index_filename, read_checksum
+from .fileset import data_filename, index_filename, lock_name, read_checksum, temporary_name
 
 logger = logging.getLogger(__name__)
 
@@ -40,18 +39,6 @@ _NEWLINE = b"\n"
 _clock = time.perf_counter
 _join = b"".join
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
-
-
-def temporary_name(final: str) -> str:
-    """Hidden temporary name beside ``final``, tagged with the writer's pid."""
-    folder, name = os.path.split(final)
-    return os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-
-
-def lock_name(final: str) -> str:
-    """Hidden lock file serializing the publication of the set of ``final``."""
-    folder, name = os.path.split(final)
-    return os.path.join(folder, f".{name}.lock")
 
 
 @contextlib.contextmanager

@@ -1,0 +1,141 @@
+"""Cache file sets: names, completeness and the atomic writer (cache-files.md §1, §4-§6).
+
+The one owner of what a cache file set is on disk:
+
+* **Naming.** The output of cache path ``P`` is held by file sets
+  ``P.<s>.<e>.data``, ``P.<s>.<e>.index`` and a ``.checksum`` beside each
+  (:func:`data_filename`, :func:`index_filename`, :func:`checksum_filename`,
+  :func:`set_files`, :func:`parse_set_file`, :func:`parse_range`); the
+  files of one output are found by :func:`output_paths` (the readers' glob
+  ``P.*``) and sorted out by :func:`classify`. Writers
+  work under hidden temporaries ``.<final name>.<pid>.<token>.tmp``
+  (:func:`temporary_name`): no reader glob (``P.*``, ``P*.index``) matches a
+  name that starts with a dot. A set's publication is serialised by the
+  hidden lock file ``.<data file name>.lock`` (:func:`lock_name`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+import re
+import secrets
+
+_SUFFIX = r"\.(?P<start>\d+)\.(?P<end>\d+)\.(?P<ext>data|index)(?P<sum>\.checksum)?$"
+#: a file of a set: ``<base>.<start>.<end>.(data|index)[.checksum]``
+_SET_FILE = re.compile(r"^(?P<base>.*)" + _SUFFIX)
+#: a hidden temporary: ``.<final>.<pid>.<token>.tmp``
+_TEMPORARY = re.compile(r"^\.(?P<final>.+)\.(?P<pid>\d+)\.(?P<token>[0-9a-f]+)\.tmp$")
+#: a publication lock: ``.<data file>.lock``
+_LOCK = re.compile(r"^\..+\.lock$")
+
+CHECKSUM = ".checksum"
+
+
+# -- naming ---------------------------------------------------------------------------------
+
+
+def data_filename(filename: str, start_index: int, end_index: int) -> str:
+    """``dir/base.ext`` → ``dir/base.<s>.<e>.ext`` (the real name a sink writes)."""
+    base, ext = os.path.splitext(filename)
+    return f"{base}.{start_index}.{end_index}{ext}"
+
+
+def index_filename(data_file: str) -> str:
+    """The ``.index`` companion of a data file (only the final extension changes)."""
+    if data_file.endswith(".data"):
+        return data_file[: -len(".data")] + ".index"
+    return data_file + ".index"
+
+
+def checksum_filename(path: str) -> str:
+    """The checksum file of a ``.data`` or ``.index`` file."""
+    return path + CHECKSUM
+
+
+def set_files(data_file: str) -> tuple[str, str, str, str]:
+    """The four files of the set of ``data_file``: data, index, their checksums."""
+    index = index_filename(data_file)
+    return data_file, index, checksum_filename(data_file), checksum_filename(index)
+
+
+@dataclasses.dataclass(frozen=True)
+class SetFile:
+    """What the name of a file of a set tells (see :func:`parse_set_file`)."""
+
+    #: the output's path, without extension (relative if the name is)
+    base: str
+    start: int
+    end: int
+    #: ``data`` or ``index``
+    ext: str
+    #: whether it is the checksum file of that ``.data`` / ``.index`` file
+    checksum: bool
+
+
+def parse_set_file(path: str) -> SetFile | None:
+    """Parse ``<base>.<s>.<e>.(data|index)[.checksum]``; ``None`` for any other name."""
+    m = _SET_FILE.match(path)
+    if m is None:
+        return None
+    return SetFile(
+        m.group("base"), int(m.group("start")), int(m.group("end")), m.group("ext"), bool(m["sum"])
+    )
+
+
+def parse_range(path: str) -> tuple[int, int] | None:
+    """``(start, end)`` parsed from a cache file name, ``None`` if it has none."""
+    m = _SET_FILE.match(path)
+    if m is None:
+        return None
+    return int(m.group("start")), int(m.group("end"))
+
+
+def read_checksum(path: str) -> str:
+    """The hexadecimal digest held by a checksum file (whitespace stripped)."""
+    with open(path, encoding="ascii", errors="replace") as f:
+        return f.read().strip()
+
+
+def temporary_name(final: str) -> str:
+    """Hidden temporary name beside ``final``, tagged with the writer's pid."""
+    folder, name = os.path.split(final)
+    return os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def temporary_pid(name: str) -> int | None:
+    """The writer's pid in a temporary's file name (no folder); ``None`` if not a temporary."""
+    m = _TEMPORARY.match(name)
+    return None if m is None else int(m.group("pid"))
+
+
+def lock_name(final: str) -> str:
+    """Hidden lock file serializing the publication of the set of ``final``."""
+    folder, name = os.path.split(final)
+    return os.path.join(folder, f".{name}.lock")
+
+
+def is_lock_name(name: str) -> bool:
+    """Whether ``name`` (a file name, no folder) is a publication lock's."""
+    return _LOCK.match(name) is not None
+
+
+def output_paths(base: str) -> list[str]:
+    """Every path ``<base>.*`` (what readers glob for output ``base``), sorted by name."""
+    return sorted(glob.glob(glob.escape(base) + ".*"))
+
+
+def classify(paths, base: str) -> tuple[list[str], list[str], list[str], list[str]]:
+    """``(data, index, data checksum, index checksum)`` files of ``base`` among ``paths``.
+
+    Names ``<base>.<s>.<e>.(data|index)[.checksum]``, in the order of
+    ``paths``; any other name (hidden temporaries, other outputs) is dropped.
+    """
+    pattern = re.compile(re.escape(base) + _SUFFIX)
+    groups: tuple[list[str], list[str], list[str], list[str]] = ([], [], [], [])
+    for path in paths:
+        m = pattern.match(path)
+        if m is not None:
+            groups[(m.group("ext") == "index") + 2 * (m.group("sum") is not None)].append(path)
+    return groups
