@@ -12,6 +12,11 @@ The one owner of what a cache file set is on disk:
   (:func:`temporary_name`): no reader glob (``P.*``, ``P*.index``) matches a
   name that starts with a dot. A set's publication is serialised by the
   hidden lock file ``.<data file name>.lock`` (:func:`lock_name`).
+* **Completeness.** :func:`is_complete_set` (the four files of one set
+  exist) and :class:`OutputFiles`, the files of one output with the
+  planner's verdict (:meth:`~OutputFiles.incomplete_reason`) and the
+  set-by-set one of ``cache verify`` (:meth:`~OutputFiles.sets`,
+  :meth:`~OutputFiles.orphan_indexes`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ import glob
 import os
 import re
 import secrets
+from collections.abc import Iterable
+
+from .._core.hashing import hashFileContents
 
 _SUFFIX = r"\.(?P<start>\d+)\.(?P<end>\d+)\.(?P<ext>data|index)(?P<sum>\.checksum)?$"
 #: a file of a set: ``<base>.<start>.<end>.(data|index)[.checksum]``
@@ -139,3 +147,103 @@ def classify(paths, base: str) -> tuple[list[str], list[str], list[str], list[st
         if m is not None:
             groups[(m.group("ext") == "index") + 2 * (m.group("sum") is not None)].append(path)
     return groups
+
+
+# -- completeness ---------------------------------------------------------------------------
+
+
+def is_complete_set(data_file: str) -> bool:
+    """Whether the four files of the set of ``data_file`` exist."""
+    return all(os.path.isfile(p) for p in set_files(data_file))
+
+
+@dataclasses.dataclass(frozen=True)
+class SetState:
+    """One set of an output, as :meth:`OutputFiles.sets` finds it."""
+
+    data: str
+    start: int
+    end: int
+    #: the files of the set missing beside ``data`` (index, data checksum, index checksum)
+    missing: tuple[str, ...]
+    #: the end of the previous complete set (``None``: there is none)
+    previous_end: int | None
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+    @property
+    def contiguous(self) -> bool:
+        """Whether it starts right after the previous complete set (or is the first)."""
+        return self.previous_end is None or self.start == self.previous_end + 1
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputFiles:
+    """The set files of one output (base path ``P``, no extension), sorted out by name.
+
+    Two verdicts on them: :meth:`incomplete_reason` is the planner's check
+    (beat.core's ``check_output``, toolchains-and-experiments.md §6.2: counts
+    of files and checksums), :meth:`sets` and :meth:`orphan_indexes` the
+    set-by-set view of ``cache verify`` (companions, contiguity).
+    """
+
+    base: str
+    data: tuple[str, ...]
+    index: tuple[str, ...]
+    data_checksums: tuple[str, ...]
+    index_checksums: tuple[str, ...]
+
+    @classmethod
+    def of(cls, base: str, paths: Iterable[str]) -> OutputFiles:
+        """The set files of ``base`` among ``paths`` (their order kept)."""
+        data, index, data_checksums, index_checksums = classify(paths, base)
+        return cls(base, tuple(data), tuple(index), tuple(data_checksums), tuple(index_checksums))
+
+    @classmethod
+    def on_disk(cls, base: str) -> OutputFiles:
+        """The set files of ``base`` that exist (the readers' glob), sorted by name."""
+        return cls.of(base, output_paths(base))
+
+    def _range(self, path: str) -> tuple[int, int]:
+        m = re.compile(re.escape(self.base) + _SUFFIX).match(path)
+        assert m is not None  # classified by the same pattern
+        return int(m.group("start")), int(m.group("end"))
+
+    def sets(self) -> list[SetState]:
+        """Every set, one per data file, ordered by range (then as given)."""
+        present = {*self.data, *self.index, *self.data_checksums, *self.index_checksums}
+        states = []
+        previous_end = None
+        for data in sorted(self.data, key=self._range):
+            start, end = self._range(data)
+            missing = tuple(p for p in set_files(data)[1:] if p not in present)
+            states.append(SetState(data, start, end, missing, previous_end))
+            if not missing:
+                previous_end = end
+        return states
+
+    def orphan_indexes(self) -> list[str]:
+        """The ``.index`` files whose ``.data`` file is missing (as given)."""
+        data = set(self.data)
+        return [f for f in self.index if f[: -len(".index")] + ".data" not in data]
+
+    def incomplete_reason(self, verify: bool = False) -> str:
+        """Why the output is not complete: ``""`` (complete), ``"missing"`` or a detail.
+
+        Complete: at least one data file, as many index files, and a checksum
+        file beside each of them (looked for on disk); ``verify=True`` also
+        compares every checksum with the file's hash.
+        """
+        if not self.data:
+            return "missing"
+        if len(self.index) != len(self.data):
+            return f"{len(self.data)} data file(s) but {len(self.index)} index file(s)"
+        for filename in self.data + self.index:
+            checksum = checksum_filename(filename)
+            if not os.path.isfile(checksum):
+                return f"no checksum for {os.path.basename(filename)}"
+            if verify and read_checksum(checksum) != hashFileContents(filename):
+                return f"checksum mismatch for {os.path.basename(filename)}"
+        return ""

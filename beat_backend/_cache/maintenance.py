@@ -32,6 +32,7 @@ from collections.abc import Callable
 from .._core.errors import CacheError
 from .datafile import file_sha256, read_header, scan_records
 from .fileset import (
+    OutputFiles,
     index_filename,
     is_lock_name,
     parse_range,
@@ -196,38 +197,30 @@ def verify_output(root: str, base: str, files: list[str] | None = None) -> Outpu
         except (OSError, ValueError) as exc:
             status.status, status.problems = CORRUPT, [f"`{base}': {exc}"]
         return status
-    present = set(files)
-    data_files = sorted(
-        (f for f in files if f.endswith(".data")), key=lambda f: parse_range(f) or (0, 0)
-    )
-    if not data_files:
+    output = OutputFiles.of(base, files)
+    if not output.data:
         status.status = INCOMPLETE
         status.problems.append(f"`{base}': no data file")
         return status
-    previous_end = None
-    for data in data_files:
-        index = index_filename(data)
-        missing = [p for p in (index, data + ".checksum", index + ".checksum") if p not in present]
-        if missing:
+    for state in output.sets():
+        if not state.complete:
             status.status = _worse(status.status, INCOMPLETE)
-            status.problems.append(f"`{data}': missing {', '.join(missing)}")
+            status.problems.append(f"`{state.data}': missing {', '.join(state.missing)}")
             continue
-        start, end = parse_range(data)
-        if previous_end is not None and start != previous_end + 1:
+        if not state.contiguous:
             status.status = _worse(status.status, CORRUPT)
             status.problems.append(
-                f"`{data}': starts at {start}, the previous set ends at {previous_end}"
+                f"`{state.data}': starts at {state.start}, "
+                f"the previous set ends at {state.previous_end}"
             )
-        previous_end = end
         try:
-            verify_file_set(os.path.join(root, data))
+            verify_file_set(os.path.join(root, state.data))
         except (CacheError, OSError) as exc:
             status.status = _worse(status.status, CORRUPT)
             status.problems.append(str(exc))
-    for orphan in files:
-        if orphan.endswith(".index") and orphan[: -len(".index")] + ".data" not in present:
-            status.status = _worse(status.status, INCOMPLETE)
-            status.problems.append(f"`{orphan}': no data file")
+    for orphan in output.orphan_indexes():
+        status.status = _worse(status.status, INCOMPLETE)
+        status.problems.append(f"`{orphan}': no data file")
     return status
 
 

@@ -28,7 +28,14 @@ import time
 from .._core.jsonio import dumps_numpy
 from .._format.baseformat import has_arrays
 from .base import DataSink
-from .fileset import data_filename, index_filename, lock_name, read_checksum, temporary_name
+from .fileset import (
+    data_filename,
+    index_filename,
+    is_complete_set,
+    lock_name,
+    read_checksum,
+    temporary_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -71,14 +78,6 @@ def publication_lock(final: str):
         except FileNotFoundError:
             pass
         os.close(fd)
-
-
-def is_complete_set(data_file: str) -> bool:
-    """Whether the four files of the set of ``data_file`` exist."""
-    index = index_filename(data_file)
-    return all(
-        os.path.isfile(p) for p in (data_file, index, data_file + ".checksum", index + ".checksum")
-    )
 
 
 def publish_text(path: str, text: str) -> None:

@@ -19,18 +19,16 @@ them (``verify=True`` also compares every checksum with the file's hash).
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._assets.experiment import Experiment, InvalidExperiment
-from .._cache.index import read_checksum
+from .._cache.fileset import OutputFiles, output_paths
 from .._core.errors import RunError
-from .._core.hashing import hashDataset, hashFileContents
+from .._core.hashing import hashDataset
 from .._core.names import to_path
 from .config import convert_experiment_configuration_to_container
 
@@ -52,9 +50,6 @@ __all__ = [
 
 CACHED = "cached"
 RUN = "run"
-
-_DATA = re.compile(r"\.\d+\.\d+\.data")
-_INDEX = re.compile(r"\.\d+\.\d+\.index")
 
 
 @dataclass(frozen=True)
@@ -258,27 +253,12 @@ class Plan:
 
 def output_files(cache_root: str, path: str) -> list[str]:
     """Every file ``<cache_root>/<path>.*`` (what a re-run must delete first), sorted."""
-    base = os.path.join(cache_root, path)
-    return sorted(glob.glob(glob.escape(base) + ".*"))
+    return output_paths(os.path.join(cache_root, path))
 
 
 def check_output(cache_root: str, path: str, verify: bool = False) -> str:
     """Why output ``path`` is not complete: ``""`` (complete), ``"missing"`` or a detail."""
-    base = os.path.join(cache_root, path)
-    files = output_files(cache_root, path)
-    data = [f for f in files if _DATA.fullmatch(f[len(base) :])]
-    index = [f for f in files if _INDEX.fullmatch(f[len(base) :])]
-    if not data:
-        return "missing"
-    if len(index) != len(data):
-        return f"{len(data)} data file(s) but {len(index)} index file(s)"
-    for filename in data + index:
-        checksum = filename + ".checksum"
-        if not os.path.isfile(checksum):
-            return f"no checksum for {os.path.basename(filename)}"
-        if verify and read_checksum(checksum) != hashFileContents(filename):
-            return f"checksum mismatch for {os.path.basename(filename)}"
-    return ""
+    return OutputFiles.on_disk(os.path.join(cache_root, path)).incomplete_reason(verify)
 
 
 def _outputs_of(name: str, kind: str, config: dict) -> tuple[PlannedOutput, ...]:

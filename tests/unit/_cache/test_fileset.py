@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 
 import pytest
 
+from beat_backend._cache import fileset
 from beat_backend._cache.fileset import (
+    OutputFiles,
     SetFile,
+    SetState,
     checksum_filename,
     classify,
     data_filename,
@@ -159,3 +163,141 @@ def test_output_paths_and_classify(tmp_path):
     # the order of ``paths`` is kept; names of another base are dropped
     assert classify(list(reversed(found)), base)[0] == list(reversed(classify(found, base)[0]))
     assert classify(found, base + "h") == ([], [], [], [])
+
+
+# -- completeness ---------------------------------------------------------------------------
+
+
+def write_set(base: str, start: int, end: int, skip: tuple[str, ...] = ()) -> str:
+    """Touch the four files of a set, except those whose suffix is in ``skip``."""
+    data = data_filename(base + ".data", start, end)
+    for path, suffix in zip(set_files(data), ("data", "index", "data.checksum", "index.checksum")):
+        if suffix not in skip:
+            touch(path)
+    return data
+
+
+def test_is_complete_set(tmp_path):
+    base = str(tmp_path / "h")
+    assert fileset.is_complete_set(write_set(base, 0, 3))
+    for suffix in ("data", "index", "data.checksum", "index.checksum"):
+        assert not fileset.is_complete_set(write_set(base + suffix, 0, 3, skip=(suffix,)))
+
+
+def test_complete_output(tmp_path):
+    base = str(tmp_path / "h")
+    data = write_set(base, 0, 3)
+    output = OutputFiles.on_disk(base)
+    assert output.data == (data,)
+    assert output.incomplete_reason() == ""
+    assert output.sets() == [SetState(data, 0, 3, (), None)]
+    assert output.sets()[0].complete and output.sets()[0].contiguous
+    assert output.orphan_indexes() == []
+
+
+def test_missing_output(tmp_path):
+    base = str(tmp_path / "h")
+    touch(base + ".data", temporary_name(base + ".0.3.data"))  # not set files
+    output = OutputFiles.on_disk(base)
+    assert output == OutputFiles(base, (), (), (), ())
+    assert output.incomplete_reason() == "missing"
+    assert output.sets() == []
+
+
+@pytest.mark.parametrize(
+    ("skip", "reason", "missing"),
+    [
+        (("index",), "1 data file(s) but 0 index file(s)", ("h.0.3.index",)),
+        (("data.checksum",), "no checksum for h.0.3.data", ("h.0.3.data.checksum",)),
+        (("index.checksum",), "no checksum for h.0.3.index", ("h.0.3.index.checksum",)),
+        (
+            ("data.checksum", "index.checksum"),
+            "no checksum for h.0.3.data",
+            ("h.0.3.data.checksum", "h.0.3.index.checksum"),
+        ),
+    ],
+)
+def test_incomplete_output(tmp_path, skip, reason, missing):
+    base = str(tmp_path / "h")
+    write_set(base, 0, 3, skip=skip)
+    output = OutputFiles.on_disk(base)
+    assert output.incomplete_reason() == reason
+    (state,) = output.sets()
+    assert not state.complete
+    assert names(state.missing) == list(missing)
+
+
+def test_orphan_index(tmp_path):
+    base = str(tmp_path / "h")
+    write_set(base, 0, 3)
+    write_set(base, 4, 7, skip=("data", "data.checksum"))
+    output = OutputFiles.on_disk(base)
+    assert output.incomplete_reason() == "1 data file(s) but 2 index file(s)"
+    assert [s.complete for s in output.sets()] == [True]
+    assert names(output.orphan_indexes()) == ["h.4.7.index"]
+
+
+def test_split_contiguous_output(tmp_path):
+    base = str(tmp_path / "h")
+    # name order (10 < 5) is not range order
+    datas = [write_set(base, s, e) for s, e in [(10, 19), (0, 4), (5, 9)]]
+    output = OutputFiles.on_disk(base)
+    assert output.incomplete_reason() == ""
+    states = output.sets()
+    assert [(s.start, s.end, s.previous_end) for s in states] == [
+        (0, 4, None),
+        (5, 9, 4),
+        (10, 19, 9),
+    ]
+    assert [s.data for s in states] == [datas[1], datas[2], datas[0]]
+    assert all(s.complete and s.contiguous for s in states)
+
+
+def test_split_non_contiguous_output(tmp_path):
+    base = str(tmp_path / "h")
+    for s, e in [(0, 4), (6, 9), (10, 19)]:
+        write_set(base, s, e)
+    output = OutputFiles.on_disk(base)
+    assert output.incomplete_reason() == ""  # the planner counts files, like beat.core
+    states = output.sets()
+    assert [s.contiguous for s in states] == [True, False, True]
+    assert (states[1].start, states[1].previous_end) == (6, 4)
+
+
+def test_an_incomplete_set_does_not_count_for_contiguity(tmp_path):
+    base = str(tmp_path / "h")
+    write_set(base, 0, 4)
+    write_set(base, 5, 9, skip=("index.checksum",))
+    write_set(base, 10, 19)
+    states = OutputFiles.on_disk(base).sets()
+    assert [(s.complete, s.previous_end) for s in states] == [
+        (True, None),
+        (False, 4),
+        (True, 4),
+    ]
+    assert not states[2].contiguous
+    assert OutputFiles.on_disk(base).incomplete_reason() == "no checksum for h.5.9.index"
+
+
+def test_incomplete_reason_verifies_checksums(tmp_path):
+    base = str(tmp_path / "h")
+    data = data_filename(base + ".data", 0, 0)
+    for path, content in zip(set_files(data), [b"d", b"0 0\n"]):
+        with open(path, "wb") as f:
+            f.write(content)
+        with open(checksum_filename(path), "w") as f:
+            f.write(hashlib.sha256(content).hexdigest())
+    output = OutputFiles.on_disk(base)
+    assert output.incomplete_reason(verify=True) == ""
+    os.chmod(data, 0o644)
+    with open(data, "wb") as f:
+        f.write(b"x")
+    assert output.incomplete_reason() == ""
+    assert output.incomplete_reason(verify=True) == "checksum mismatch for h.0.0.data"
+
+
+def test_output_files_of_relative_paths():
+    files = ["ab/h.0.1.data", "ab/h.0.1.index", "ab/h.0.1.data.checksum", "ab/hh.0.1.data"]
+    output = OutputFiles.of("ab/h", files)
+    assert output.data == ("ab/h.0.1.data",)
+    assert [s.missing for s in output.sets()] == [("ab/h.0.1.index.checksum",)]
