@@ -17,6 +17,11 @@ The one owner of what a cache file set is on disk:
   planner's verdict (:meth:`~OutputFiles.incomplete_reason`) and the
   set-by-set one of ``cache verify`` (:meth:`~OutputFiles.sets`,
   :meth:`~OutputFiles.orphan_indexes`).
+* **Atomic writes.** :func:`write_atomic` writes a whole file under a
+  temporary name (:func:`create_temporary`), fsyncs it, makes it read-only
+  (:data:`READ_ONLY`, :func:`make_read_only`) and renames it into place: a
+  crash never leaves a file that looks finished. Sinks, which stream their
+  data, use the same pieces.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import glob
 import os
 import re
 import secrets
+import stat
 from collections.abc import Iterable
 
 from .._core.hashing import hashFileContents
@@ -247,3 +253,61 @@ class OutputFiles:
             if verify and read_checksum(checksum) != hashFileContents(filename):
                 return f"checksum mismatch for {os.path.basename(filename)}"
         return ""
+
+
+# -- the atomic writer ----------------------------------------------------------------------
+
+#: the mode of a finished cache file
+READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+_ATTEMPTS = 100
+
+
+def create_temporary(final: str) -> tuple[int, str]:
+    """Create a new hidden temporary beside ``final``: ``(descriptor open for writing, path)``.
+
+    Created exclusively, mode 0o666 less the umask; a name already taken is
+    skipped for another token.
+    """
+    for _ in range(_ATTEMPTS):
+        path = temporary_name(final)
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file next to `{final}'")
+
+
+def make_read_only(path: str) -> None:
+    """Give a finished file its final mode (read-only, for everyone)."""
+    os.chmod(path, READ_ONLY)
+
+
+def remove_temporary(path: str) -> None:
+    """Remove a temporary that will not be published (already gone is fine)."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def write_atomic(path: str, data: bytes, *, read_only: bool = True, fsync: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically: readers see no file (or the old one), or all of it.
+
+    The bytes go to a hidden temporary beside ``path`` (:func:`create_temporary`),
+    flushed to disk (``fsync``), made read-only (``read_only``), then renamed
+    over ``path``. On any error (or interruption) the temporary is removed and
+    ``path`` is left as it was. The parent folder must exist.
+    """
+    fd, tmp = create_temporary(path)
+    try:
+        with open(fd, "wb") as f:
+            f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        if read_only:
+            make_read_only(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        remove_temporary(tmp)
+        raise

@@ -22,19 +22,20 @@ import fcntl
 import hashlib
 import logging
 import os
-import stat
 import time
 
 from .._core.jsonio import dumps_numpy
 from .._format.baseformat import has_arrays
 from .base import DataSink
 from .fileset import (
+    create_temporary,
     data_filename,
     index_filename,
     is_complete_set,
     lock_name,
+    make_read_only,
     read_checksum,
-    temporary_name,
+    write_atomic,
 )
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,6 @@ _EMPTY = b""
 _NEWLINE = b"\n"
 _clock = time.perf_counter
 _join = b"".join
-READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
 
 @contextlib.contextmanager
@@ -82,18 +82,7 @@ def publication_lock(final: str):
 
 def publish_text(path: str, text: str) -> None:
     """Atomically write a small text file (temporary name + rename), read-only."""
-    tmp = temporary_name(path)
-    try:
-        with open(tmp, "x", encoding="ascii") as f:
-            f.write(text)
-        os.chmod(tmp, READ_ONLY)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, text.encode("ascii"), fsync=False)
 
 
 class _HashingWriter:
@@ -106,9 +95,9 @@ class _HashingWriter:
 
     __slots__ = ("file", "sha", "path", "buf", "written")
 
-    def __init__(self, path):
-        self.path = path
-        self.file = open(path, "xb", buffering=0)  # noqa: SIM115 - closed in close()
+    def __init__(self, final):
+        fd, self.path = create_temporary(final)  # a hidden temporary beside ``final``
+        self.file = open(fd, "wb", buffering=0)  # noqa: SIM115 - closed in close()
         # held while the file is open: `cache gc' never removes a locked temporary
         fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.sha = hashlib.sha256()
@@ -213,8 +202,8 @@ class CachedDataSink(DataSink):
         self._flat = self._binary and not has_arrays(dataformat.type)
 
         try:
-            self.data_file = _HashingWriter(temporary_name(self.filename))
-            self.index_file = _HashingWriter(temporary_name(self._index_filename))
+            self.data_file = _HashingWriter(self.filename)
+            self.index_file = _HashingWriter(self._index_filename)
         except OSError as exc:
             logger.error("Failed to open cache files for `%s': %s", self.filename, exc)
             self._discard()
@@ -335,7 +324,7 @@ class CachedDataSink(DataSink):
             data_file.close()
             index_file.close()
             for writer in (data_file, index_file):
-                os.chmod(writer.path, READ_ONLY)
+                make_read_only(writer.path)
         except BaseException:
             # the set cannot be completed (e.g. disk full while flushing):
             # never leave temporaries behind, report the error

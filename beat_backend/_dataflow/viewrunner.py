@@ -13,6 +13,7 @@ import os
 from collections import namedtuple
 
 from .._assets.loader import run
+from .._cache.fileset import write_atomic
 from .._core.jsonio import dumps_numpy, loads_declaration
 from .dbsource import DatabaseOutputDataSource
 
@@ -27,29 +28,7 @@ def write_index(filename: str, text: str) -> None:
     folder = os.path.dirname(filename)
     if folder:
         os.makedirs(folder, exist_ok=True)
-    data = text.encode("utf-8")
-    for attempt in range(100):
-        tmp = os.path.join(folder, f".{os.path.basename(filename)}.{os.getpid()}.{attempt}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
-        except FileExistsError:
-            continue
-        break
-    else:  # pragma: no cover - 100 stale temporary files of this very process
-        raise FileExistsError(f"cannot create a temporary file next to `{filename}'")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o444)  # finished cache files are read-only
-        os.replace(tmp, filename)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(filename, text.encode("utf-8"))  # read-only, as every finished cache file
 
 
 def entries_from_index(data, source: str = "index") -> list:

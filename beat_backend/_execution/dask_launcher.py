@@ -38,6 +38,7 @@ import secrets
 import shutil
 import tempfile
 
+from .._cache.fileset import write_atomic
 from .._cache.index import foundSplitRanges, load_data_index, load_data_index_db
 from .._core.errors import CacheNotShared, DaskUnavailable, RunError
 from . import planner
@@ -95,12 +96,7 @@ def _read_probe(path: str) -> str:
 
 
 def _write_probe(path: str, text: str) -> None:
-    temporary = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
+    write_atomic(path, text.encode("utf-8"), read_only=False)
 
 
 def _worker_probe(folder: str, token: str, dask_worker=None) -> tuple[bool, str]:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import re
+import stat
+import subprocess
+import sys
 
 import pytest
 
-from beat_backend._cache import fileset
+from beat_backend._cache import fileset, maintenance
 from beat_backend._cache.fileset import (
     OutputFiles,
     SetFile,
@@ -27,6 +31,7 @@ from beat_backend._cache.fileset import (
     temporary_name,
     temporary_pid,
 )
+from beat_backend.data import getAllFilenames, load_data_index
 
 
 def touch(*paths) -> None:
@@ -301,3 +306,150 @@ def test_output_files_of_relative_paths():
     output = OutputFiles.of("ab/h", files)
     assert output.data == ("ab/h.0.1.data",)
     assert [s.missing for s in output.sets()] == [("ab/h.0.1.index.checksum",)]
+
+
+# -- the atomic writer ----------------------------------------------------------------------
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_write_atomic(tmp_path):
+    path = str(tmp_path / "x.db")
+    fileset.write_atomic(path, b"[1, 2]")
+    with open(path, "rb") as f:
+        assert f.read() == b"[1, 2]"
+    # permission bits, not a failing write: these machines run as root
+    assert mode(path) == fileset.READ_ONLY == 0o444
+    assert os.listdir(tmp_path) == ["x.db"]
+    # a finished (read-only) file is replaced as a whole
+    fileset.write_atomic(path, b"[]", fsync=False)
+    with open(path, "rb") as f:
+        assert f.read() == b"[]"
+    assert mode(path) == 0o444
+    assert os.listdir(tmp_path) == ["x.db"]
+
+
+def test_write_atomic_keeps_the_usual_mode_when_asked(tmp_path):
+    path = str(tmp_path / "probe")
+    umask = os.umask(0o022)
+    try:
+        fileset.write_atomic(path, b"token", read_only=False)
+    finally:
+        os.umask(umask)
+    assert mode(path) == 0o644
+
+
+def test_make_read_only(tmp_path):
+    path = tmp_path / "x"
+    path.write_bytes(b"")
+    os.chmod(path, 0o666)
+    fileset.make_read_only(str(path))
+    assert mode(path) == 0o444
+
+
+@pytest.mark.parametrize("failing", ["fsync", "chmod", "replace"])
+def test_write_atomic_failing_midway_leaves_no_file(tmp_path, monkeypatch, failing):
+    old, new = str(tmp_path / "old.db"), str(tmp_path / "new.db")
+    fileset.write_atomic(old, b"old")
+
+    def fail(*args, **kwargs):
+        raise KeyboardInterrupt  # an interruption, not only an error
+
+    monkeypatch.setattr(os, failing, fail)
+    for path in (old, new):
+        with pytest.raises(KeyboardInterrupt):
+            fileset.write_atomic(path, b"new")
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["old.db"]  # no final file, no temporary
+    with open(old, "rb") as f:
+        assert f.read() == b"old"
+
+
+_KILLED_WRITER = """
+import os, sys
+from beat_backend._cache import fileset, maintenance
+
+def crash(fd):
+    os._exit(3)  # killed after writing, before the rename
+
+os.fsync = crash
+fileset.write_atomic(sys.argv[1], b"0 1\\n2 3\\n")
+"""
+
+
+def test_a_killed_writer_leaves_only_a_hidden_temporary(tmp_path):
+    cache = str(tmp_path)
+    base = os.path.join(cache, "ab", "cd", "0123")
+    final = index_filename(data_filename(base + ".data", 0, 3))
+    os.makedirs(os.path.dirname(base))
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, final])
+    assert child.wait(timeout=120) == 3
+    (name,) = os.listdir(os.path.dirname(base))
+    assert name.startswith(".0123.0.3.index.") and temporary_pid(name) == child.pid
+    assert not maintenance.writer_alive(os.path.join(os.path.dirname(base), name))
+    # no reader nor the planner sees anything
+    assert output_paths(base) == []
+    assert getAllFilenames(base + ".data") == ([], [], [], [])
+    assert OutputFiles.on_disk(base).incomplete_reason() == "missing"
+    assert glob.glob(base + "*") == []
+    with pytest.raises(RuntimeError, match="^No index file matching"):
+        load_data_index(cache, "ab/cd/0123.data")
+
+
+def test_temporaries_never_match_a_readers_glob(tmp_path, monkeypatch):
+    cache = str(tmp_path)
+    base = os.path.join(cache, "ab", "0123")
+    os.makedirs(os.path.dirname(base))
+    seen = []
+    replace = os.replace
+
+    def look(src, dst):  # what readers see while the temporary is complete
+        seen.append(
+            (
+                os.path.basename(src),
+                output_paths(base),
+                getAllFilenames(base + ".data"),
+                glob.glob(glob.escape(base) + "*.index"),
+            )
+        )
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", look)
+    data = data_filename(base + ".data", 0, 3)
+    for path in set_files(data):
+        fileset.write_atomic(path, b"x")
+    for name, found, groups, indexes in seen:
+        assert name.startswith(".") and temporary_pid(name) == os.getpid()
+        assert parse_set_file(name) is None
+        assert all(not p.endswith(".tmp") for p in found)
+        assert all(not p.endswith(".tmp") for group in groups for p in group)
+        assert indexes in ([], [index_filename(data)])
+    assert seen[0][1] == [] and seen[0][2] == ([], [], [], [])
+    assert getAllFilenames(base + ".data") == tuple([p] for p in set_files(data))
+
+
+def test_create_temporary_skips_taken_names(tmp_path, monkeypatch):
+    final = str(tmp_path / "x.db")
+    taken = str(tmp_path / f".x.db.{os.getpid()}.00000000.tmp")
+    touch(taken)
+    fresh = temporary_name(final)
+    names_ = iter([taken, taken, fresh])
+    monkeypatch.setattr(fileset, "temporary_name", lambda _: next(names_))
+    fd, path = fileset.create_temporary(final)
+    os.close(fd)
+    assert path == fresh
+    monkeypatch.setattr(fileset, "temporary_name", lambda _: taken)
+    with pytest.raises(
+        FileExistsError, match=r"^cannot create a temporary file next to `.*x\.db'$"
+    ):
+        fileset.create_temporary(final)
+
+
+def test_remove_temporary(tmp_path):
+    path = tmp_path / ".x.1.ab.tmp"
+    path.write_bytes(b"")
+    fileset.remove_temporary(str(path))
+    fileset.remove_temporary(str(path))  # already gone
+    assert not path.exists()
