@@ -7,11 +7,12 @@ The one owner of what a cache file set is on disk:
   (:func:`data_filename`, :func:`index_filename`, :func:`checksum_filename`,
   :func:`set_files`, :func:`parse_set_file`, :func:`parse_range`); the
   files of one output are found by :func:`output_paths` (the readers' glob
-  ``P.*``) and sorted out by :func:`classify`. Writers
-  work under hidden temporaries ``.<final name>.<pid>.<token>.tmp``
-  (:func:`temporary_name`): no reader glob (``P.*``, ``P*.index``) matches a
+  ``P.*``) and sorted out by :func:`classify`. Writers work under hidden
+  temporaries ``.<final name>.<pid>.<token>.tmp`` (:func:`temporary_name`,
+  :func:`temporary_pid`): no reader glob (``P.*``, ``P*.index``) matches a
   name that starts with a dot. A set's publication is serialised by the
-  hidden lock file ``.<data file name>.lock`` (:func:`lock_name`).
+  hidden lock file ``.<data file name>.lock`` (:func:`lock_name`,
+  :func:`is_lock_name`).
 * **Completeness.** :func:`is_complete_set` (the four files of one set
   exist) and :class:`OutputFiles`, the files of one output with the
   planner's verdict (:meth:`~OutputFiles.incomplete_reason`) and the
