@@ -1,12 +1,9 @@
-"""Binary encoding of dataformat values (dataformats spec §8).
+"""Compiled codecs of dataformat values (dataformats spec §8).
 
-Two implementations of the same grammar:
-
-* the BEAT helper functions working on file objects (``pack_scalar``,
-  ``unpack_array``, ...), a generic, readable reference;
-* compiled codecs: for each resolved *structure* (never a name), straight-line
-  pack / unpack functions are generated once and shared process-wide; a
-  generated class binds them to its own nested classes.
+For each resolved *structure* (never a name), straight-line pack / unpack
+functions are generated once and shared process-wide; a generated class binds
+them to its own nested classes. They encode exactly as the file-object
+helpers of :mod:`.fileio`.
 
 Decoding never reads past the buffer: a short buffer raises
 :class:`~beat_backend._core.errors.DecodingError`.
@@ -21,10 +18,9 @@ import types
 import numpy
 
 from .._core.errors import DecodingError
-from .casting import FormatArray, StringArray, new_format_array, new_string_array
+from .casting import FormatArray, StringArray
+from .fileio import MAX_EMPTY_ELEMENTS, U64, little_endian
 from .types import kind_of
-
-_U64 = struct.Struct("<Q")
 
 _STRUCT_CODES = {
     "int8": "b",
@@ -39,122 +35,6 @@ _STRUCT_CODES = {
     "float64": "d",
     "bool": "?",
 }
-
-#: above this many elements, a zero-element-size nested array is refused (its
-#: encoding is only the dimensions: 8 bytes could otherwise ask for 16 million
-#: objects, seconds and gigabytes of work)
-_MAX_EMPTY_ELEMENTS = 1 << 16
-
-
-def _le(dtype: numpy.dtype) -> numpy.dtype:
-    return dtype.newbyteorder("<")
-
-
-# ---------------------------------------------------------------------------
-# BEAT's file-object helpers
-
-
-#: largest single ``read()`` of the file-object decoder; bigger reads are
-#: chunked so that a corrupt header never makes us allocate what it claims
-_READ_CHUNK = 1 << 20
-
-
-def _read_exact(fd, n, what="data"):
-    """Read exactly ``n`` bytes from ``fd`` (``DecodingError`` if it ends first).
-
-    Memory grows with the bytes actually read, not with ``n``: a file object's
-    ``read(n)`` allocates ``n`` bytes up front.
-    """
-    if n <= _READ_CHUNK:
-        data = fd.read(n)
-    else:
-        chunks = bytearray()
-        while len(chunks) < n:
-            chunk = fd.read(min(_READ_CHUNK, n - len(chunks)))
-            if not chunk:
-                break
-            chunks += chunk
-        data = bytes(chunks)
-    if len(data) != n:
-        raise DecodingError(f"truncated {what}: expected {n} bytes, got {len(data)}")
-    return data
-
-
-def read_some(format, fd):
-    """``struct.unpack(format, fd.read(calcsize(format)))``."""
-    size = struct.calcsize(format)
-    return struct.unpack(format, _read_exact(fd, size))
-
-
-def read_string(fd):
-    """Read one encoded string; returns a 1-tuple ``(str,)``."""
-    (n,) = read_some("<Q", fd)
-    data = _read_exact(fd, n, "string")
-    try:
-        return (data.decode("utf-8"),)
-    except UnicodeDecodeError as exc:
-        raise DecodingError(f"invalid UTF-8 in string: {exc}") from None
-
-
-def pack_scalar(dtype, value, fd):
-    """Write one scalar, string or nested object."""
-    if dtype is str:
-        data = value.encode("utf-8")
-        fd.write(_U64.pack(len(data)))
-        fd.write(data)
-    elif isinstance(dtype, numpy.dtype):
-        fd.write(numpy.asarray(value, dtype=_le(dtype)).tobytes())
-    else:
-        value.pack_into(fd)
-
-
-def pack_array(dtype, value, fd):
-    """Write one array: every dimension as u64, then the elements (C order)."""
-    fd.write(struct.pack("<%dQ" % value.ndim, *value.shape))
-    if isinstance(dtype, numpy.dtype):
-        fd.write(numpy.ascontiguousarray(value, dtype=_le(dtype)).tobytes())
-    else:
-        for item in value.flat:
-            if dtype is str and not isinstance(item, str):
-                raise TypeError(
-                    "string array requires string objects for items but you passed "
-                    f"{type(item).__name__} ({item!r})"
-                )
-            pack_scalar(dtype, item, fd)
-
-
-def unpack_scalar(dtype, fd):
-    """Read one scalar, string or nested object."""
-    if dtype is str:
-        return read_string(fd)[0]
-    if isinstance(dtype, numpy.dtype):
-        data = _read_exact(fd, dtype.itemsize)
-        value = numpy.frombuffer(data, dtype=_le(dtype), count=1)[0]
-        # as the buffer decoder does (a ``S<n>`` element has no ``[()]``)
-        return value.astype(dtype)[()] if value.dtype != dtype else value
-    return dtype().unpack_from(fd)
-
-
-def unpack_array(shape, dtype, fd):
-    """Read one array (``shape`` = declared dims; only its length is used)."""
-    dims = read_some("<%dQ" % len(shape), fd)
-    count = math.prod(dims)
-    if isinstance(dtype, numpy.dtype):
-        data = _read_exact(fd, count * dtype.itemsize, "array")
-        if count == 0:
-            return numpy.zeros(dims, dtype=dtype)
-        arr = numpy.frombuffer(bytearray(data), dtype=_le(dtype))
-        return arr.astype(dtype, copy=False).reshape(dims)
-    if dtype is not str and not getattr(dtype, "_min_size", 1) and count > _MAX_EMPTY_ELEMENTS:
-        raise DecodingError(f"array of {count} empty `{dtype._name}' objects refused")
-    # decode the items before allocating the array: a corrupt header claiming
-    # billions of items then fails at the first missing item
-    items = [unpack_scalar(dtype, fd) for _ in range(count)]
-    out = new_string_array(dims) if dtype is str else new_format_array(dims, dtype)
-    flat = out.reshape(-1)
-    for i, item in enumerate(items):
-        numpy.ndarray.__setitem__(flat, i, item)
-    return out
 
 
 # ---------------------------------------------------------------------------
@@ -176,7 +56,7 @@ def _read_str(buf, off, what):
     size = len(buf)
     if off + 8 > size:
         raise _truncated(what, 8, off, size)
-    (n,) = _U64.unpack_from(buf, off)
+    (n,) = U64.unpack_from(buf, off)
     off += 8
     end = off + n
     if end > size:
@@ -225,7 +105,7 @@ def _read_format_array(buf, off, ndims, element, what, share):
     dims, off = _read_dims(buf, off, ndims, what)
     count = math.prod(dims)
     min_size = element._min_size
-    limit = (len(buf) - off) // min_size if min_size else _MAX_EMPTY_ELEMENTS
+    limit = (len(buf) - off) // min_size if min_size else MAX_EMPTY_ELEMENTS
     if count > limit:
         raise _truncated(what, count * max(min_size, 1), off, len(buf))
     out = numpy.empty(dims, dtype=object).view(FormatArray)
@@ -242,7 +122,7 @@ def _read_generic_scalar(buf, off, dtype, what):
     size = dtype.itemsize
     if off + size > len(buf):
         raise _truncated(what, size, off, len(buf))
-    value = numpy.frombuffer(buf, dtype=_le(dtype), count=1, offset=off)[0]
+    value = numpy.frombuffer(buf, dtype=little_endian(dtype), count=1, offset=off)[0]
     return value.astype(dtype)[()] if value.dtype != dtype else value, off + size
 
 
@@ -275,7 +155,7 @@ def _pack_strings(arr, parts, what):
                 f"{type(item).__name__} ({item!r}) in {what}"
             )
         data = item.encode("utf-8")
-        parts.append(_U64.pack(len(data)))
+        parts.append(U64.pack(len(data)))
         parts.append(data)
 
 
@@ -304,8 +184,8 @@ def _pack_nested(value, parts, element, what):
 
 _RUNTIME = {
     "_new": object.__new__,
-    "_U64u": _U64.unpack_from,
-    "_U64p": _U64.pack,
+    "_U64u": U64.unpack_from,
+    "_U64p": U64.pack,
     "_read_numeric_array": _read_numeric_array,
     "_read_string_array": _read_string_array,
     "_read_format_array": _read_format_array,
@@ -436,7 +316,7 @@ def _compile(fields, key) -> _Plan:
         n = len(consts)
         what = f"field `{field}'"
         if kind == "numeric":
-            consts[f"_D{n}"] = _le(desc)
+            consts[f"_D{n}"] = little_endian(desc)
             consts[f"_DN{n}"] = desc
             dec.append(f"    d[{field!r}], off = _read_generic_scalar(buf, off, _DN{n}, {what!r})")
             enc.append(f"    parts.append(_scalar_bytes(d[{field!r}], _D{n}))")
@@ -469,7 +349,7 @@ def _compile(fields, key) -> _Plan:
             enc.append(f"    _a = d[{field!r}]")
             enc.append(f"    parts.append(_array_header(_a, {ndims}, {what!r}))")
             if ekind == "numeric":
-                consts[f"_D{n}"] = _le(elem)
+                consts[f"_D{n}"] = little_endian(elem)
                 dec.append(
                     f"    d[{field!r}], off = _read_numeric_array(buf, off, {ndims}, _D{n}, "
                     f"{what!r}, share)"
