@@ -245,143 +245,186 @@ def _string_body(field: str) -> list[str]:
     ]
 
 
-def _compile(fields, key) -> _Plan:
-    """Generate decode/encode functions for ``fields`` = [(name, descriptor)] (packed order)."""
-    dec = [
-        "def _decode(buf, off, share, obj=None):",
-        "    if obj is None:",
-        "        obj = _new(_cls)",
-        "    d = obj.__dict__",
-    ]
-    enc = ["def _encode(obj, parts):", "    d = obj.__dict__"]
-    consts: dict = {}
-    nested: list = []
-    min_size = 0
-    run: list = []  # pending fixed-size struct run: [(field, dtype)]
+class _CodecWriter:
+    """The source of one structure's ``_decode``/``_encode`` functions, written field by field.
 
-    def flush(string_field=None):
+    ``consts`` collects the globals the source refers to (struct methods,
+    dtypes, placeholders of nested classes); their names number the fields,
+    so the fields must be added in packed order.
+    """
+
+    def __init__(self) -> None:
+        self.dec = [
+            "def _decode(buf, off, share, obj=None):",
+            "    if obj is None:",
+            "        obj = _new(_cls)",
+            "    d = obj.__dict__",
+        ]
+        self.enc = ["def _encode(obj, parts):", "    d = obj.__dict__"]
+        self.consts: dict = {}
+        self.nested: list = []  # (global name, field name, is array)
+        self.min_size = 0
+        self.run: list = []  # pending fixed-size struct run: [(field, dtype)]
+
+    def add(self, field: str, desc) -> None:
+        """Write the code of one field (fixed-size numbers wait in the pending run)."""
+        kind = kind_of(desc)
+        if kind == "numeric" and desc.name in _STRUCT_CODES:
+            self.run.append((field, desc))
+            return
+        fused = kind == "string" and bool(self.run)
+        self.flush(field if fused else None)
+        n = len(self.consts)
+        what = f"field `{field}'"
+        if kind == "numeric":
+            self._numeric(field, desc, n, what)
+        elif kind == "string":
+            self._string(field, n, what, fused)
+        elif kind == "object":
+            self._object(field, desc, n, what)
+        else:
+            self._array(field, desc, n, what)
+
+    def flush(self, string_field: str | None = None) -> None:
         """Emit the pending run; ``string_field``: a string that follows it, whose
         length the encoder packs with the run (one ``pack`` call, same bytes)."""
-        nonlocal min_size
-        if not run:
+        if not self.run:
             return
-        i = len(consts)
-        codes = "".join(_STRUCT_CODES[dt.name] for _, dt in run)
+        i = len(self.consts)
+        codes = "".join(_STRUCT_CODES[dt.name] for _, dt in self.run)
         st = struct.Struct("<" + codes)
-        consts[f"_S{i}u"] = st.unpack_from
-        consts[f"_S{i}p"] = st.pack
-        names = [f"_v{j}" for j in range(len(run))]
+        self.consts[f"_S{i}u"] = st.unpack_from
+        self.consts[f"_S{i}p"] = st.pack
+        self._decode_run(i, codes, st.size, string_field)
+        self._encode_run(i, codes, string_field)
+        self.min_size += st.size
+        self.run.clear()
+
+    def _decode_run(self, i: int, codes: str, size: int, string_field: str | None) -> None:
+        """Decoder lines of the pending run (and of the fused string's length and bytes)."""
+        dec = self.dec
+        names = [f"_v{j}" for j in range(len(self.run))]
         if string_field is None:
             dec.append(
-                f"    if off + {st.size} > len(buf): "
-                f"raise _truncated(_what, {st.size}, off, len(buf))"
+                f"    if off + {size} > len(buf): raise _truncated(_what, {size}, off, len(buf))"
             )
             dec.append(f"    {', '.join(names)}, = _S{i}u(buf, off)")
-            dec.append(f"    off += {st.size}")
+            dec.append(f"    off += {size}")
         else:  # the string's length is unpacked with the run (same errors as apart)
-            consts[f"_S{i}v"] = struct.Struct("<" + codes + "Q").unpack_from
+            self.consts[f"_S{i}v"] = struct.Struct("<" + codes + "Q").unpack_from
             what = f"field `{string_field}'"
-            dec.append(f"    if off + {st.size + 8} > len(buf):")
+            dec.append(f"    if off + {size + 8} > len(buf):")
             dec.append(
-                f"        if off + {st.size} > len(buf): "
-                f"raise _truncated(_what, {st.size}, off, len(buf))"
+                f"        if off + {size} > len(buf): "
+                f"raise _truncated(_what, {size}, off, len(buf))"
             )
-            dec.append(f"        raise _truncated({what!r}, 8, off + {st.size}, len(buf))")
+            dec.append(f"        raise _truncated({what!r}, 8, off + {size}, len(buf))")
             dec.append(f"    {', '.join(names)}, _n = _S{i}v(buf, off)")
-            dec.append(f"    off += {st.size + 8}")
-        for (field, dt), var in zip(run, names):
-            tname = f"_T{len(consts)}"
-            consts[tname] = dt.type
+            dec.append(f"    off += {size + 8}")
+        for (field, dt), var in zip(self.run, names):
+            tname = f"_T{len(self.consts)}"
+            self.consts[tname] = dt.type
             dec.append(f"    d[{field!r}] = {tname}({var})")
         if string_field is not None:
             dec.extend(_string_body(string_field))
-        args = ", ".join(f"d[{field!r}]" for field, _ in run)
-        if string_field is None:
-            enc.append(f"    parts.append(_S{i}p({args}))")
-        else:
-            consts[f"_S{i}q"] = struct.Struct("<" + codes + "Q").pack
-            enc.append(f"    _s = d[{string_field!r}].encode('utf-8')")
-            enc.append(f"    parts.append(_S{i}q({args}, len(_s)))")
-            enc.append("    parts.append(_s)")
-        min_size += st.size
-        run.clear()
 
-    for field, desc in fields:
-        kind = kind_of(desc)
-        if kind == "numeric" and desc.name in _STRUCT_CODES:
-            run.append((field, desc))
-            continue
-        fused = kind == "string" and bool(run)
-        flush(field if fused else None)
-        n = len(consts)
-        what = f"field `{field}'"
-        if kind == "numeric":
-            consts[f"_D{n}"] = little_endian(desc)
-            consts[f"_DN{n}"] = desc
-            dec.append(f"    d[{field!r}], off = _read_generic_scalar(buf, off, _DN{n}, {what!r})")
-            enc.append(f"    parts.append(_scalar_bytes(d[{field!r}], _D{n}))")
-            min_size += desc.itemsize
-        elif kind == "string":
-            consts[f"_X{n}"] = None
-            if not fused:  # else unpacked and packed with the run before it
-                dec.append(
-                    f"    if off + 8 > len(buf): raise _truncated({what!r}, 8, off, len(buf))"
-                )
-                dec.append("    _n, = _U64u(buf, off)")
-                dec.append("    off += 8")
-                dec.extend(_string_body(field))
-                enc.append(f"    _s = d[{field!r}].encode('utf-8')")
-                enc.append("    parts.append(_U64p(len(_s)))")
-                enc.append("    parts.append(_s)")
-            min_size += 8
-        elif kind == "object":
+    def _encode_run(self, i: int, codes: str, string_field: str | None) -> None:
+        """Encoder lines of the pending run (one ``pack`` call, with the fused string's length)."""
+        args = ", ".join(f"d[{field!r}]" for field, _ in self.run)
+        if string_field is None:
+            self.enc.append(f"    parts.append(_S{i}p({args}))")
+        else:
+            self.consts[f"_S{i}q"] = struct.Struct("<" + codes + "Q").pack
+            self.enc.append(f"    _s = d[{string_field!r}].encode('utf-8')")
+            self.enc.append(f"    parts.append(_S{i}q({args}, len(_s)))")
+            self.enc.append("    parts.append(_s)")
+
+    def _numeric(self, field: str, desc, n: int, what: str) -> None:
+        """A number without a struct code (complex, ``S<n>``, ...), through numpy."""
+        self.consts[f"_D{n}"] = little_endian(desc)
+        self.consts[f"_DN{n}"] = desc
+        self.dec.append(
+            f"    d[{field!r}], off = _read_generic_scalar(buf, off, _DN{n}, {what!r})"
+        )
+        self.enc.append(f"    parts.append(_scalar_bytes(d[{field!r}], _D{n}))")
+        self.min_size += desc.itemsize
+
+    def _string(self, field: str, n: int, what: str, fused: bool) -> None:
+        """A string; when ``fused``, its code was written with the run before it."""
+        self.consts[f"_X{n}"] = None
+        if not fused:
+            self.dec.append(
+                f"    if off + 8 > len(buf): raise _truncated({what!r}, 8, off, len(buf))"
+            )
+            self.dec.append("    _n, = _U64u(buf, off)")
+            self.dec.append("    off += 8")
+            self.dec.extend(_string_body(field))
+            self.enc.append(f"    _s = d[{field!r}].encode('utf-8')")
+            self.enc.append("    parts.append(_U64p(len(_s)))")
+            self.enc.append("    parts.append(_s)")
+        self.min_size += 8
+
+    def _object(self, field: str, desc, n: int, what: str) -> None:
+        """A nested format: its class is bound to the placeholder ``_N<n>`` per class."""
+        gname = f"_N{n}"
+        self.consts[gname] = None
+        self.nested.append((gname, field, False))
+        self.dec.append(f"    d[{field!r}], off = {gname}._decode(buf, off, share)")
+        self.enc.append(f"    _pack_nested(d[{field!r}], parts, {gname}, {what!r})")
+        self.min_size += desc._min_size
+
+    def _array(self, field: str, desc: list, n: int, what: str) -> None:
+        """An array: its dimensions, then its numbers, strings or nested objects."""
+        ndims = len(desc) - 1
+        elem = desc[-1]
+        ekind = kind_of(elem)
+        self.min_size += 8 * ndims
+        self.enc.append(f"    _a = d[{field!r}]")
+        self.enc.append(f"    parts.append(_array_header(_a, {ndims}, {what!r}))")
+        if ekind == "numeric":
+            self.consts[f"_D{n}"] = little_endian(elem)
+            self.dec.append(
+                f"    d[{field!r}], off = _read_numeric_array(buf, off, {ndims}, _D{n}, "
+                f"{what!r}, share)"
+            )
+            self.enc.append(f"    parts.append(_array_body(_a, _D{n}))")
+        elif ekind == "string":
+            self.consts[f"_X{n}"] = None
+            self.dec.append(
+                f"    d[{field!r}], off = _read_string_array(buf, off, {ndims}, {what!r})"
+            )
+            self.enc.append(f"    _pack_strings(_a, parts, {what!r})")
+        else:
             gname = f"_N{n}"
-            consts[gname] = None
-            nested.append((gname, field, False))
-            dec.append(f"    d[{field!r}], off = {gname}._decode(buf, off, share)")
-            enc.append(f"    _pack_nested(d[{field!r}], parts, {gname}, {what!r})")
-            min_size += desc._min_size
-        else:  # array
-            ndims = len(desc) - 1
-            elem = desc[-1]
-            ekind = kind_of(elem)
-            min_size += 8 * ndims
-            enc.append(f"    _a = d[{field!r}]")
-            enc.append(f"    parts.append(_array_header(_a, {ndims}, {what!r}))")
-            if ekind == "numeric":
-                consts[f"_D{n}"] = little_endian(elem)
-                dec.append(
-                    f"    d[{field!r}], off = _read_numeric_array(buf, off, {ndims}, _D{n}, "
-                    f"{what!r}, share)"
-                )
-                enc.append(f"    parts.append(_array_body(_a, _D{n}))")
-            elif ekind == "string":
-                consts[f"_X{n}"] = None
-                dec.append(
-                    f"    d[{field!r}], off = _read_string_array(buf, off, {ndims}, {what!r})"
-                )
-                enc.append(f"    _pack_strings(_a, parts, {what!r})")
-            else:
-                gname = f"_N{n}"
-                consts[gname] = None
-                nested.append((gname, field, True))
-                dec.append(
-                    f"    d[{field!r}], off = _read_format_array(buf, off, {ndims}, {gname}, "
-                    f"{what!r}, share)"
-                )
-                enc.append(f"    _pack_objects(_a, parts, {gname}, {what!r})")
-    flush()
-    dec.append("    return obj, off")
-    src = "\n".join(dec) + "\n\n" + "\n".join(enc) + "\n"
+            self.consts[gname] = None
+            self.nested.append((gname, field, True))
+            self.dec.append(
+                f"    d[{field!r}], off = _read_format_array(buf, off, {ndims}, {gname}, "
+                f"{what!r}, share)"
+            )
+            self.enc.append(f"    _pack_objects(_a, parts, {gname}, {what!r})")
+
+    def source(self) -> str:
+        """The module source defining ``_decode`` and ``_encode`` (after the last field)."""
+        self.flush()
+        return "\n".join([*self.dec, "    return obj, off"]) + "\n\n" + "\n".join(self.enc) + "\n"
+
+
+def _compile(fields, key) -> _Plan:
+    """Generate decode/encode functions for ``fields`` = [(name, descriptor)] (packed order)."""
+    writer = _CodecWriter()
+    for field, desc in fields:
+        writer.add(field, desc)
+    src = writer.source()
     namespace: dict = {}
     code = compile(src, f"<beat_backend codec {abs(hash(key)):x}>", "exec")
-    exec(code, dict(_RUNTIME, **consts, _cls=None, _what="fixed-size fields"), namespace)
+    exec(code, dict(_RUNTIME, **writer.consts, _cls=None, _what="fixed-size fields"), namespace)
     return _Plan(
         namespace["_decode"].__code__,
         namespace["_encode"].__code__,
-        consts,
-        nested,
-        min_size,
+        writer.consts,
+        writer.nested,
+        writer.min_size,
     )
 
 
