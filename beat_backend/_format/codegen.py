@@ -3,7 +3,9 @@
 For each resolved *structure* (never a name), straight-line pack / unpack
 functions are generated once and shared process-wide; a generated class binds
 them to its own nested classes. They encode exactly as the file-object
-helpers of :mod:`.fileio`.
+helpers of :mod:`.fileio`. The generated source is registered in
+:mod:`linecache` under a pseudo file name (``<beat_backend generated codec
+user/fmt/1>``), so that a traceback through it shows its lines.
 
 Decoding never reads past the buffer: a short buffer raises
 :class:`~beat_backend._core.errors.DecodingError`.
@@ -11,6 +13,7 @@ Decoding never reads past the buffer: a short buffer raises
 
 from __future__ import annotations
 
+import linecache
 import math
 import struct
 import types
@@ -410,14 +413,36 @@ class _CodecWriter:
         return "\n".join([*self.dec, "    return obj, off"]) + "\n\n" + "\n".join(self.enc) + "\n"
 
 
-def _compile(fields, key) -> _Plan:
-    """Generate decode/encode functions for ``fields`` = [(name, descriptor)] (packed order)."""
+def _register_source(name: str, src: str) -> str:
+    """Put ``src`` in :mod:`linecache` under a new pseudo file name; return the name.
+
+    The name is ``<beat_backend generated codec NAME>`` (``NAME-2``, ... when
+    another source holds it), as attrs does for its generated methods. The
+    entry has no modification time, so ``linecache.checkcache`` keeps it.
+    """
+    lines = src.splitlines(True)
+    count = 1
+    while True:
+        suffix = "" if count == 1 else f"-{count}"
+        filename = f"<beat_backend generated codec {name}{suffix}>"
+        entry = (len(src), None, lines, filename)
+        if linecache.cache.setdefault(filename, entry) == entry:
+            return filename
+        count += 1
+
+
+def _compile(fields, key, name: str) -> _Plan:
+    """Generate decode/encode functions for ``fields`` = [(name, descriptor)] (packed order).
+
+    ``name`` (the format that needs the structure first) names the source's
+    pseudo file; other formats of the same structure share the code.
+    """
     writer = _CodecWriter()
     for field, desc in fields:
         writer.add(field, desc)
     src = writer.source()
     namespace: dict = {}
-    code = compile(src, f"<beat_backend codec {abs(hash(key)):x}>", "exec")
+    code = compile(src, _register_source(name, src), "exec")
     exec(code, dict(_RUNTIME, **writer.consts, _cls=None, _what="fixed-size fields"), namespace)
     return _Plan(
         namespace["_decode"].__code__,
@@ -432,7 +457,7 @@ def bind_codec(cls, fields, key) -> None:
     """Give ``cls`` its ``_decode``/``_encode`` functions for ``fields``."""
     plan = _PLANS.get(key)
     if plan is None:
-        plan = _PLANS[key] = _compile(fields, key)
+        plan = _PLANS[key] = _compile(fields, key, cls._name)
     env = dict(_RUNTIME, **plan.consts, _cls=cls, _what=f"dataformat `{cls._name}'")
     descriptors = dict(fields)
     for gname, field, _ in plan.nested:
