@@ -2,7 +2,7 @@
 
 from ._format.baseformat import baseformat
 from ._format.casting import setup_array, setup_scalar
-from ._format.codec import (
+from ._format.fileio import (
     pack_array,
     pack_scalar,
     read_some,

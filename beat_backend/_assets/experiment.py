@@ -129,14 +129,14 @@ class Experiment:
             self.errors.extend(errors)
             return
         stages = (
-            lambda: checks.stage_b(self, toolchain_data),
-            lambda: checks.stage_c(self),
-            lambda: checks.stage_d(self),
-            lambda: checks.stage_e(self),
-            lambda: checks.stage_f(self),
-            lambda: checks.stage_g(self),
-            lambda: checks.stage_h(self),
-            lambda: checks.stage_i(self),
+            lambda: checks.check_items_and_toolchain(self, toolchain_data),  # B
+            lambda: checks.check_datasets_against_toolchain(self),  # C
+            lambda: checks.check_blocks_against_toolchain(self, "blocks"),  # D
+            lambda: checks.check_loops_against_toolchain(self),  # E
+            lambda: checks.check_blocks_against_toolchain(self, "analyzers"),  # F
+            lambda: checks.check_connection_formats(self),  # G
+            lambda: checks.check_block_grouping(self),  # H
+            lambda: checks.check_loop_grouping(self),  # I
         )
         for stage in stages:
             self.errors.extend(stage())

@@ -1,11 +1,11 @@
 """Validation stages B to I of an experiment (toolchains-and-experiments.md §2.3, §3.3).
 
-Each ``stage_*`` function takes the :class:`~.experiment.Experiment` being
-loaded and returns the list of its error strings; the experiment stops after
-the first stage that reports any. Besides the reference's checks (exact
-texts), the cases where the reference crashes are reported as errors:
-unknown items, mappings naming non-existent toolchain endpoints, missing
-queue/environment, unchecked loop parameters.
+Each stage is one ``check_*`` function (stages D and F share one) that takes
+the :class:`~.experiment.Experiment` being loaded and returns the list of its
+error strings; the experiment stops after the first stage that reports any.
+Besides the reference's checks (exact texts), the cases where the reference
+crashes are reported as errors: unknown items, mappings naming non-existent
+toolchain endpoints, missing queue/environment, unchecked loop parameters.
 """
 
 from __future__ import annotations
@@ -248,7 +248,12 @@ def _check_globals(exp: Experiment) -> list[str]:
     return errors
 
 
-def stage_b(exp: Experiment, toolchain_data: str | dict) -> list[str]:
+def check_items_and_toolchain(exp: Experiment, toolchain_data: str | dict) -> list[str]:
+    """Stage B: datasets, blocks, loops, analyzers and globals, then the toolchain loads.
+
+    Sets ``exp.toolchain`` unless the toolchain's name is invalid; its errors
+    are one ``toolchain ... is not valid, because:`` error.
+    """
     errors = _check_datasets(exp)
     errors += _check_blocks(exp, "blocks")
     errors += _check_loops(exp)
@@ -312,7 +317,8 @@ def _connected_outputs(exp: Experiment, item: str) -> list[str]:
     return list(dict.fromkeys(c["from"].partition(".")[2] for c in leaving))
 
 
-def stage_c(exp: Experiment) -> list[str]:
+def check_datasets_against_toolchain(exp: Experiment) -> list[str]:
+    """Stage C: the same dataset names as the toolchain, whose endpoints the sets provide."""
     tc = exp.toolchain.datasets
     errors = _mismatch("dataset", tc, exp.data["datasets"])
     for name, entry in exp.data["datasets"].items():
@@ -329,33 +335,37 @@ def stage_c(exp: Experiment) -> list[str]:
     return errors
 
 
-def stage_d(exp: Experiment) -> list[str]:
-    tc = exp.toolchain.blocks
-    errors = _mismatch("block", tc, exp.data["blocks"])
-    for name, entry in exp.data["blocks"].items():
+def check_blocks_against_toolchain(exp: Experiment, section: str) -> list[str]:
+    """Stages D (``section="blocks"``) and F (``"analyzers"``): the same names as the
+    toolchain, input counts and endpoint mappings (outputs: blocks only)."""
+    tc = exp.toolchain.blocks if section == "blocks" else exp.toolchain.analyzers
+    errors = _mismatch(section[:-1], tc, exp.data[section])
+    for name, entry in exp.data[section].items():
         if name not in tc:
             continue
         n, m = len(tc[name]["inputs"]), len(entry["inputs"])
         if n != m:
             errors.append(
-                f"/blocks/{name}: toolchain blocks has {n} inputs while the experiment has "
-                f"{m} inputs"
+                f"/{section}/{name}: toolchain {section} has {n} inputs while the experiment "
+                f"has {m} inputs"
             )
         errors += _endpoint_errors(
-            name, entry["inputs"], tc[name]["inputs"], f"/blocks/{name}/inputs", "input"
+            name, entry["inputs"], tc[name]["inputs"], f"/{section}/{name}/inputs", "input"
         )
-        errors += _endpoint_errors(
-            name,
-            entry["outputs"],
-            tc[name]["outputs"],
-            f"/blocks/{name}/outputs",
-            "output",
-            _connected_outputs(exp, name),
-        )
+        if section == "blocks":
+            errors += _endpoint_errors(
+                name,
+                entry["outputs"],
+                tc[name]["outputs"],
+                f"/blocks/{name}/outputs",
+                "output",
+                _connected_outputs(exp, name),
+            )
     return errors
 
 
-def stage_e(exp: Experiment) -> list[str]:
+def check_loops_against_toolchain(exp: Experiment) -> list[str]:
+    """Stage E: the same loop names as the toolchain, input counts and endpoint mappings."""
     tc = exp.toolchain.loops
     loops = exp.data.get("loops", {})
     errors = _mismatch("loop", tc, loops)
@@ -379,24 +389,6 @@ def stage_e(exp: Experiment) -> list[str]:
                 word,
                 connected if key.endswith("outputs") else None,
             )
-    return errors
-
-
-def stage_f(exp: Experiment) -> list[str]:
-    tc = exp.toolchain.analyzers
-    errors = _mismatch("analyzer", tc, exp.data["analyzers"])
-    for name, entry in exp.data["analyzers"].items():
-        if name not in tc:
-            continue
-        n, m = len(tc[name]["inputs"]), len(entry["inputs"])
-        if n != m:
-            errors.append(
-                f"/analyzers/{name}: toolchain analyzers has {n} inputs while the experiment "
-                f"has {m} inputs"
-            )
-        errors += _endpoint_errors(
-            name, entry["inputs"], tc[name]["inputs"], f"/analyzers/{name}/inputs", "input"
-        )
     return errors
 
 
@@ -438,7 +430,8 @@ def endpoint_format(exp: Experiment, endpoint: str, output: bool) -> tuple[str, 
     return kind, None
 
 
-def stage_g(exp: Experiment) -> list[str]:
+def check_connection_formats(exp: Experiment) -> list[str]:
+    """Stage G: each connection ends on the format it starts with, or on a parent of it."""
     errors = []
     for connection in exp.toolchain.connections:
         start, end = connection["from"], connection["to"]
@@ -466,7 +459,8 @@ def _group_counts(groups: list) -> list[tuple[int, int]]:
     return sorted((len(g.get("inputs") or {}), len(g.get("outputs") or {})) for g in groups)
 
 
-def stage_h(exp: Experiment) -> list[str]:
+def check_block_grouping(exp: Experiment) -> list[str]:
+    """Stage H: each block's connections per channel match its algorithm's groups."""
     errors = []
     for name, entry in exp.data["blocks"].items():
         algo = exp.algorithms[entry["algorithm"]]
@@ -478,7 +472,9 @@ def stage_h(exp: Experiment) -> list[str]:
     return errors
 
 
-def stage_i(exp: Experiment) -> list[str]:
+def check_loop_grouping(exp: Experiment) -> list[str]:
+    """Stage I: each loop's channels match the groups of its two algorithms, whose loop
+    request and answer types agree."""
     errors = []
     for name, entry in exp.data.get("loops", {}).items():
         processor = exp.algorithms[entry["processor_algorithm"]]

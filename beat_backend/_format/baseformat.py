@@ -7,7 +7,7 @@ import io
 import numpy
 
 from .._core.errors import DecodingError, FieldsError
-from . import codec
+from . import codegen, fileio
 from .casting import default_array, setup_array, setup_scalar
 from .types import kind_of, structure_key
 
@@ -192,9 +192,9 @@ class baseformat:  # BEAT's (lower-case) name
             for name in self._packed_order:
                 descriptor = desc[name]
                 if isinstance(descriptor, list):
-                    d[name] = codec.unpack_array(descriptor[:-1], descriptor[-1], fd)
+                    d[name] = fileio.unpack_array(descriptor[:-1], descriptor[-1], fd)
                 else:
-                    d[name] = codec.unpack_scalar(descriptor, fd)
+                    d[name] = fileio.unpack_scalar(descriptor, fd)
         except DecodingError:
             raise
         except (ValueError, TypeError, OverflowError, MemoryError, SystemError) as exc:
@@ -261,7 +261,7 @@ def make_class(name: str, format: dict, fields: list) -> type:
         attrs[field] = descriptor
     cls = type(name.replace("-", "_").replace("/", "_"), (baseformat,), attrs)
     cls._defaults = tuple(_default_entry(f, d) for f, d in fields)
-    codec.bind_codec(cls, [(f, descriptors[f]) for f in packed], key)
+    codegen.bind_codec(cls, [(f, descriptors[f]) for f in packed], key)
     return cls
 
 

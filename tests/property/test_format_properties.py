@@ -19,7 +19,7 @@ from _tagged import tagged_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from beat_backend._format import codec
+from beat_backend._format import codegen
 from beat_backend._format.baseformat import baseformat
 from beat_backend.dataformat import DataFormat
 from beat_backend.exceptions import CastingError, DecodingError
@@ -267,12 +267,12 @@ def test_truncations(prefix, case, data):
 def test_same_structure_shares_the_codec(prefix, decl):
     first = DataFormat(prefix, decl)
     t1 = first.type
-    plans = len(codec._PLANS)
+    plans = len(codegen._PLANS)
     second = DataFormat(prefix, copy.deepcopy(decl))
     second.name = "analysis:another_name"
     t2 = second.type
-    assert len(codec._PLANS) == plans
-    assert codec.plan_stats() == {"plans": plans}
+    assert len(codegen._PLANS) == plans
+    assert codegen.plan_stats() == {"plans": plans}
     assert t1 is not t2
     assert t1._decode.__code__ is t2._decode.__code__
     assert t1._encode.__code__ is t2._encode.__code__
@@ -299,10 +299,10 @@ def test_named_formats_of_the_same_structure_share_the_codec(tmp_path):
         with open(path, "w") as f:
             json.dump(body, f)
     a = DataFormat(root, "user/a/1").type
-    plans = len(codec._PLANS)
+    plans = len(codegen._PLANS)
     b = DataFormat(root, "user/b/1").type
     c = DataFormat(root, {"x": decl["x"], "w": "user/inner2/1"}).type
-    assert len(codec._PLANS) == plans
+    assert len(codegen._PLANS) == plans
     assert a is not b and a is not c
     value = {"x": [{"y": "é", "z": [1.0, 2.0]}], "w": {"v": 3}}
     assert a(**value).pack() == b(**value).pack() == c(**value).pack()

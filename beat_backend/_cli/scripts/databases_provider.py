@@ -12,6 +12,7 @@ import time
 
 from ..._core.errors import UserError
 from . import _common as common
+from ._errors import report_error, user_code
 
 NAME = "databases_provider"
 SCRIPT = "databases_provider.py"
@@ -110,7 +111,7 @@ def _serve(args, logger, handler) -> int:
             raise common.SystemFailure(str(exc)) from None
 
         # user errors start at <dir>/prefix/databases/, shown as databases/<name>/<version>.py
-        with common.user_code(databases, user_call=False, relative_to=prefix):
+        with user_code(databases, user_call=False, relative_to=prefix):
             executor = DBExecutor(
                 handler,
                 prefix,
@@ -132,4 +133,4 @@ def _serve(args, logger, handler) -> int:
             logger.debug("stopped after an error reply")
         return 0
     except Exception as exc:
-        return common.report_error(exc, logger, lambda kind, text: handler.send_error(text, kind))
+        return report_error(exc, logger, lambda kind, text: handler.send_error(text, kind))

@@ -14,6 +14,7 @@ import traceback
 
 from ..._core.errors import UserError
 from . import _common as common
+from ._errors import report_error, user_code
 
 NAME = "execute"
 SCRIPT = "execute.py"
@@ -122,19 +123,19 @@ def _execute(args, logger, socket, db_socket, loop_socket, platform) -> int:
         executor = common.load_block_executor(
             AlgorithmExecutor, socket, args, db_socket, algorithms, loop_socket=loop_socket
         )
-        with common.user_code(algorithms):
+        with user_code(algorithms):
             if not executor.setup():
                 raise UserError("Could not setup algorithm (returned False)")
-        with common.user_code(algorithms):
+        with user_code(algorithms):
             if not executor.prepare():
                 raise UserError("Could not prepare algorithm (returned False)")
-        with common.user_code(algorithms):
+        with user_code(algorithms):
             if not executor.process():
                 raise UserError("Could not run algorithm (returned False)")
         logger.debug("done")
         return 0
     except Exception as exc:
-        return common.report_error(
+        return report_error(
             exc, logger, lambda kind, text: _send_error(logger, platform, kind, text)
         )
 

@@ -12,6 +12,7 @@ import traceback
 
 from ..._core.errors import UserError
 from . import _common as common
+from ._errors import report_error, user_code
 from .databases_provider import stop_handler
 
 NAME = "loop_execute"
@@ -102,10 +103,10 @@ def _evaluate(args, logger, handler, db_socket) -> int:
             raise common.SystemFailure(
                 "\n  * ".join(["Failed to load the loop algorithm:", *executor.errors])
             )
-        with common.user_code(algorithms):
+        with user_code(algorithms):
             if not executor.setup():
                 raise UserError("Could not setup loop algorithm (returned False)")
-        with common.user_code(algorithms):
+        with user_code(algorithms):
             if not executor.prepare():
                 raise UserError("Could not prepare loop algorithm (returned False)")
         executor.process()
@@ -120,4 +121,4 @@ def _evaluate(args, logger, handler, db_socket) -> int:
             logger.debug("stopped after an error reply")
         return 0
     except Exception as exc:
-        return common.report_error(exc, logger, lambda kind, text: handler.send_error(text, kind))
+        return report_error(exc, logger, lambda kind, text: handler.send_error(text, kind))

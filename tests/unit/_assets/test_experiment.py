@@ -345,6 +345,22 @@ def test_stage_f_analyzers(prefix):
     ]
 
 
+def test_stage_d_stops_before_stage_f(prefix):
+    # one check serves both stages; each still runs at its own place in the order
+    x = run1()
+    x["blocks"]["ghost"] = copy.deepcopy(x["blocks"]["scale"])
+    x["analyzers"]["ghost"] = copy.deepcopy(x["analyzers"]["report"])
+    assert errors(prefix, x) == [
+        "mismatch between the toolchain block names (group, scale) and the experiment's "
+        "(ghost, group, scale)"
+    ]
+    del x["blocks"]["ghost"]
+    assert errors(prefix, x) == [
+        "mismatch between the toolchain analyzer names (report) and the experiment's "
+        "(ghost, report)"
+    ]
+
+
 # --------------------------------------------------------------------------
 # stage G: dataformats
 

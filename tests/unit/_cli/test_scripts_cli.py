@@ -23,6 +23,7 @@ import zmq
 from beat_backend._cli.main import main as beat_backend_main
 from beat_backend._cli.scripts import _common as common
 from beat_backend._cli.scripts import describe as describe_impl
+from beat_backend._cli.scripts._errors import classify, trimmed_traceback, user_message
 from beat_backend._version import __version__
 
 SCRIPTS = _scripts.SCRIPTS
@@ -517,7 +518,7 @@ def test_trimmed_traceback_starts_at_the_user_code(tmp_path):
     try:
         backend()
     except NameError as exc:
-        text = common.trimmed_traceback(exc, str(folder))
+        text = trimmed_traceback(exc, str(folder))
     # the standard format, stripped (so only the first entry loses its indentation)
     assert text == (
         'File "user/crash/1.py", line 5, in process\n'
@@ -535,7 +536,7 @@ def test_trimmed_traceback_without_user_code_keeps_the_last_entry(tmp_path):
     try:
         inner()
     except RuntimeError as exc:
-        text = common.trimmed_traceback(exc, str(tmp_path))
+        text = trimmed_traceback(exc, str(tmp_path))
     lines = text.splitlines()
     assert len(lines) == 3
     assert lines[0].startswith(f'File "{__file__}", line ')
@@ -548,22 +549,22 @@ def test_classification(tmp_path):
     from beat_backend._core.errors import PeerGoneError, RemoteException, UserError
 
     folder = str(tmp_path)
-    usr = common.classify(RemoteException("usr", "view crashed"), folder, True)
+    usr = classify(RemoteException("usr", "view crashed"), folder, True)
     assert isinstance(usr, UserError) and usr.value == "view crashed"
-    sys_ = common.classify(RemoteException(b"sys", b"Unknown input: x"), folder, True)
+    sys_ = classify(RemoteException(b"sys", b"Unknown input: x"), folder, True)
     assert isinstance(sys_, common.SystemFailure) and sys_.message == "Unknown input: x"
     gone = PeerGoneError("the databases provider process disconnected")
-    assert common.classify(gone, folder, True) is gone
+    assert classify(gone, folder, True) is gone
     wrapped = RuntimeError(gone)
     wrapped.__cause__ = gone
-    assert common.classify(wrapped, folder, True) is wrapped
+    assert classify(wrapped, folder, True) is wrapped
     plain = ValueError("x")
-    assert common.classify(plain, folder, False) is plain
-    assert isinstance(common.classify(plain, folder, True), UserError)
-    assert common.user_message(UserError("Could not setup algorithm (returned False)")) == (
+    assert classify(plain, folder, False) is plain
+    assert isinstance(classify(plain, folder, True), UserError)
+    assert user_message(UserError("Could not setup algorithm (returned False)")) == (
         "'Could not setup algorithm (returned False)'"
     )
-    assert common.user_message(UserError("name 'b'\nline")) == "'name 'b'\nline'"
+    assert user_message(UserError("name 'b'\nline")) == "'name 'b'\nline'"
 
 
 # -- execute set-up failures, in process, against the platform's MessageHandler -------
