@@ -1,6 +1,7 @@
 """Outputs of a processing block (BEAT ``outputs``)."""
 
-from ._dataflow.outputs import Output, OutputList, RemotelySyncedOutput, SynchronizationListener
+from ._dataflow.outputs import Output, OutputList, SynchronizationListener
+from ._transport.outputs import RemotelySyncedOutput
 
 __all__ = ["SynchronizationListener", "Output", "RemotelySyncedOutput", "OutputList"]
 

@@ -3,17 +3,14 @@
 An :class:`Output` writes blocks to a data sink, keeping the data indices
 contiguous: each block starts right after the previous one and ends at the
 index the user gives, or at the end of the current interval of the
-synchronization listener (the main input group). A
-:class:`RemotelySyncedOutput` also tells the loop evaluator about every write
-(``wrt`` message, processes-and-messages.md §3.3). This module never imports
-ZeroMQ: the socket is any object with ``send_multipart``/``recv_multipart``.
+synchronization listener (the main input group). Its subclass
+``RemotelySyncedOutput``, which also tells the loop evaluator about every
+write (``wrt`` message), talks to a peer: it lives in ``_transport/outputs.py``.
 """
 
 from __future__ import annotations
 
 import operator
-
-from .._core.errors import RemoteException
 
 _INCONSISTENT = (
     "Algorithm logic error on write(): `end_data_index' is not consistent with last written index"
@@ -104,47 +101,6 @@ class Output:
         state = self.__dict__.copy()
         state["_type"] = None  # generated classes are rebuilt, not pickled
         return state
-
-
-def send_frames(socket, frames: list[bytes]) -> None:
-    """Send one multipart message (the seam for a deadline-aware channel)."""
-    socket.send_multipart(frames)
-
-
-def receive_frames(socket) -> list[bytes]:
-    """Receive one multipart message (the seam for a deadline-aware channel)."""
-    return socket.recv_multipart()
-
-
-def _frame(value) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    return str(value).encode("utf-8")
-
-
-class RemotelySyncedOutput(Output):
-    """An output of a loop processor: every write is reported to the loop evaluator."""
-
-    def __init__(self, name, data_sink, socket, synchronization_listener=None, force_start_index=0):
-        super().__init__(name, data_sink, synchronization_listener, force_start_index)
-        self.socket = socket
-
-    def write(self, data, end_data_index: int | None = None) -> None:
-        """Write the block, then send ``wrt <name> <end|None>`` and wait for the reply.
-
-        The end index sent is the one given by the user (``None`` when
-        implicit). An ``err`` reply is acknowledged and raised as
-        :class:`RemoteException`.
-        """
-        self._write(data, end_data_index)
-        end = b"None" if end_data_index is None else b"%d" % end_data_index
-        send_frames(self.socket, [b"wrt", _frame(self.name), end])
-        reply = receive_frames(self.socket)
-        if reply and reply[0] == b"err":
-            kind = reply[1] if len(reply) > 1 else b"sys"
-            message = reply[2] if len(reply) > 2 else b""
-            send_frames(self.socket, [b"ack"])
-            raise RemoteException(kind, message)
 
 
 class OutputList:

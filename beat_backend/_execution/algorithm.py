@@ -52,7 +52,15 @@ def request(socket, frames, what: str) -> list:
 
 
 class AlgorithmExecutor:
-    """Executes the user algorithm of a block given its execution directory."""
+    """Executes the user algorithm of a block given its execution directory.
+
+    Its links, to the platform (``socket``), the databases provider
+    (``db_socket``) and the loop evaluator (``loop_socket``), are connected
+    ZeroMQ PAIR sockets or :class:`~beat_backend._transport.channel.Channel`
+    objects (e.g. ends of ``memory_pair()``: no ZeroMQ at all). ``channel``
+    (keyword only) names the platform link as a channel; ``socket`` is then
+    ``None``.
+    """
 
     def __init__(
         self,
@@ -64,7 +72,13 @@ class AlgorithmExecutor:
         cache_root="/cache",
         db_socket=None,
         loop_socket=None,
+        *,
+        channel=None,
     ):
+        if channel is not None:
+            if socket is not None:
+                raise ValueError("AlgorithmExecutor: give a platform socket or a channel, not both")
+            socket = channel
         self.socket = socket
         self.db_socket = db_socket
         self.loop_socket = loop_socket

@@ -10,7 +10,12 @@ from .._core.names import confined_path
 
 
 class DBExecutor:
-    """Executor specialised in database views."""
+    """Executor specialised in database views.
+
+    ``channel`` (keyword only, with ``message_handler=None``): serve the views
+    over this :class:`~beat_backend._transport.channel.Channel` through a new
+    ``MessageHandler(None, channel=channel)``.
+    """
 
     def __init__(
         self,
@@ -20,7 +25,15 @@ class DBExecutor:
         data,
         dataformat_cache=None,
         database_cache=None,
+        *,
+        channel=None,
     ):
+        if channel is not None:
+            if message_handler is not None:
+                raise ValueError("DBExecutor: give a message handler or a channel, not both")
+            from .messagehandlers import MessageHandler  # (ZeroMQ: only when needed)
+
+            message_handler = MessageHandler(None, channel=channel)
         self.message_handler = message_handler
         self.prefix = prefix
         self.cache = cache_root

@@ -12,6 +12,7 @@ from .._core.jsonio import loads_declaration
 from .._transport import grammar
 from .._transport.channel import channel_for
 from .config import check_runner_configuration
+from .messagehandlers import LoopMessageHandler
 from .wiring import (
     AccessMode,
     create_inputs_from_configuration,
@@ -70,7 +71,13 @@ class _UserCodeError(RuntimeError):
 
 
 class LoopExecutor:
-    """Executes the loop evaluator of a block, served through a LoopMessageHandler."""
+    """Executes the loop evaluator of a block, served through a LoopMessageHandler.
+
+    ``channel`` (keyword only, with ``message_handler=None``): serve the
+    processor over this :class:`~beat_backend._transport.channel.Channel`
+    through a new ``LoopMessageHandler(None, channel=channel)``. ``db_socket``
+    is a connected ZeroMQ PAIR socket or a channel.
+    """
 
     def __init__(
         self,
@@ -81,7 +88,13 @@ class LoopExecutor:
         library_cache=None,
         cache_root="/cache",
         db_socket=None,
+        *,
+        channel=None,
     ):
+        if channel is not None:
+            if message_handler is not None:
+                raise ValueError("LoopExecutor: give a message handler or a channel, not both")
+            message_handler = LoopMessageHandler(None, channel=channel)
         self.message_handler = message_handler
         self.directory = directory
         self.db_socket = db_socket

@@ -4,7 +4,9 @@
 sources are set, the database channel (``ifo``, ``get``). ``LoopMessageHandler``
 adds the loop channel (``val``, ``wrt``, ``rdi``). Each runs in a thread that
 polls its PAIR socket every second; every received frame is parsed, never
-evaluated.
+evaluated. Given a ``channel=`` (a ``Channel``, e.g. one end of
+``memory_pair()``), a handler serves that channel instead: nothing is bound
+and no ZeroMQ is used.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import zmq
 from .._core.errors import PeerGoneError, ProtocolError
 from .._transport import grammar
 from .._transport.channel import (
+    SLICE,
     recv_frames,
     recv_frames_nowait,
     send_frames,
@@ -92,11 +95,53 @@ class _Failure(Exception):
 
 
 class MessageHandler(threading.Thread):
-    """A 0MQ message handler for the communication with other processes."""
+    """A 0MQ message handler for the communication with other processes.
 
-    def __init__(self, host_address, data_sources=None, kill_callback=None, context=None):
+    By default it binds a PAIR socket to ``host_address`` (``address`` is then
+    the full endpoint, processes spec §1). With ``channel`` (keyword only) it
+    serves that :class:`~beat_backend._transport.channel.Channel` instead:
+    nothing is bound, ``context`` is unused, ``socket`` and ``context`` are
+    ``None`` and ``address`` is ``host_address`` as given (``None`` or a label
+    for logs). The handler owns the channel: :meth:`destroy` closes it. Its
+    client is always watched (as after :meth:`watch_client`), and ``kill()``
+    and ``destroy()`` take effect within ``SLICE`` seconds.
+    """
+
+    def __init__(
+        self, host_address, data_sources=None, kill_callback=None, context=None, *, channel=None
+    ):
         super().__init__(name="MessageHandler", daemon=True)
-        self._own_context = context is None
+        #: the channel served (``channel=``), else ``None`` (the bound ``socket`` is served)
+        self.channel = channel
+        self._own_context = channel is None and context is None
+        if channel is None:
+            self._open_socket(host_address, context)
+        else:
+            self.context = self.socket = None
+            self.address = host_address
+            self._client = channel
+        self.kill_callback = kill_callback
+        self.statistics = {}
+        self.user_error = ""
+        self.system_error = ""
+        self.stop = threading.Event()
+        self.must_kill = threading.Event()
+        if channel is None:
+            # destroy() and kill() wake the loop out of its poll through this pipe
+            self._wake_r, self._wake_w = os.pipe()
+            os.set_blocking(self._wake_w, False)
+            self._poller = zmq.Poller()
+            self._poller.register(self.socket, zmq.POLLIN)
+            self._poller.register(self._wake_r, zmq.POLLIN)
+        #: set when a watched client disconnected (see :meth:`watch_client`)
+        self.client_gone = False
+        self.data_sources = None
+        self.callbacks = {grammar.DON: self.done, grammar.ERR: self.error}
+        if data_sources is not None:
+            self.set_data_sources(data_sources)
+
+    def _open_socket(self, host_address, context) -> None:
+        """Create the PAIR socket (and the context if none is given) and bind it."""
         self.context = zmq.Context() if context is None else context
         self.socket = self.context.socket(zmq.PAIR)
         self.socket.setsockopt(zmq.LINGER, 0)
@@ -105,24 +150,6 @@ class MessageHandler(threading.Thread):
         except BaseException:  # do not leak the socket (and context) of a failed bind
             self.destroy()
             raise
-        self.kill_callback = kill_callback
-        self.statistics = {}
-        self.user_error = ""
-        self.system_error = ""
-        self.stop = threading.Event()
-        self.must_kill = threading.Event()
-        # destroy() and kill() wake the loop out of its poll through this pipe
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_w, False)
-        self._poller = zmq.Poller()
-        self._poller.register(self.socket, zmq.POLLIN)
-        self._poller.register(self._wake_r, zmq.POLLIN)
-        #: set when a watched client disconnected (see :meth:`watch_client`)
-        self.client_gone = False
-        self.data_sources = None
-        self.callbacks = {grammar.DON: self.done, grammar.ERR: self.error}
-        if data_sources is not None:
-            self.set_data_sources(data_sources)
 
     # -- configuration -----------------------------------------------------------
 
@@ -141,6 +168,7 @@ class MessageHandler(threading.Thread):
         The platform sets ``stop`` and calls ``destroy()`` without ``join()``: the
         socket is closed only once the loop has left it (at most a poll period,
         or the request being served), so the thread never polls a closed socket.
+        A served ``channel`` is closed instead.
         """
         stop = self.__dict__.get("stop")  # absent when __init__'s bind failed
         if stop is not None:
@@ -148,7 +176,10 @@ class MessageHandler(threading.Thread):
         if self.is_alive() and threading.current_thread() is not self:
             self._wake()
             self.join()
-        self.socket.close(linger=0)
+        if self.channel is not None:
+            self.channel.close()
+        else:
+            self.socket.close(linger=0)
         for fd in (self.__dict__.pop("_wake_r", None), self.__dict__.pop("_wake_w", None)):
             if fd is not None:
                 os.close(fd)
@@ -177,6 +208,9 @@ class MessageHandler(threading.Thread):
         """
         from .._transport.channel import channel_for
 
+        if self.channel is not None:
+            self._client = self.channel  # (watched from the start)
+            return
         self._client = channel_for(self.socket, what="client")
 
     def _client_gone(self) -> bool:
@@ -193,13 +227,23 @@ class MessageHandler(threading.Thread):
 
     # -- the loop ----------------------------------------------------------------
 
+    def _killed(self) -> bool:
+        """Whether ``kill()`` was called: then ``kill_callback`` runs and the loop must end."""
+        if not self.must_kill.is_set():
+            return False
+        if self.kill_callback is not None:
+            self.kill_callback()
+        self.must_kill.clear()
+        return True
+
     def run(self):
+        if self.channel is not None:
+            self._serve_channel()
+            logger.debug("%s stopped", self.name)
+            return
         socket = self.socket
         while not self.stop.is_set():
-            if self.must_kill.is_set():
-                if self.kill_callback is not None:
-                    self.kill_callback()
-                self.must_kill.clear()
+            if self._killed():
                 break
             # requests sent ahead are already there: no poll (system call) for them
             frames = recv_frames_nowait(socket)
@@ -215,6 +259,20 @@ class MessageHandler(threading.Thread):
                 frames = recv_frames(socket)
             self._dispatch(frames)
         logger.debug("%s stopped", self.name)
+
+    def _serve_channel(self) -> None:
+        """The loop over a ``channel``: it receives in slices, so stop/kill act within one."""
+        channel = self.channel
+        while not self.stop.is_set():
+            if self._killed():
+                break
+            try:
+                frames = channel.recv(timeout=SLICE)
+            except PeerGoneError:  # nothing within the slice, or the client is gone
+                if self._client_gone():
+                    break
+                continue
+            self._dispatch(frames)
 
     def _dispatch(self, frames):
         command = frames[0] if frames else b""
@@ -268,6 +326,13 @@ class MessageHandler(threading.Thread):
         # up waiting, or died) would hang this thread for good. It is writable at once
         # when the requester is there; else it gets one poll period.
         # copy=False: large frames (e.g. a memoryview of a cache file) are not copied
+        if self.channel is not None:
+            try:
+                self.channel.send(frames, copy, timeout=POLL_MS / 1000)
+            except PeerGoneError:
+                logger.warning("the requester left before the reply: %s dropped", frames[:1])
+                self.stop.set()
+            return
         socket = self.socket
         if send_frames_nowait(socket, frames, copy):
             return
@@ -394,6 +459,9 @@ class MessageHandler(threading.Thread):
         first request reaches the client when it connects), at most
         ``SEND_WAIT`` seconds, and not at all for a watched client that is gone.
         """
+        if self.channel is not None:
+            self._send_error_on_channel(message, kind)
+            return
         socket = self.socket
         limit = time.monotonic() + SEND_WAIT
         while not writable(socket):  # a PAIR socket without peer
@@ -415,12 +483,34 @@ class MessageHandler(threading.Thread):
         logger.error("could not send error message to server")
         logger.error("stopping 0MQ client anyway")
 
+    def _send_error_on_channel(self, message, kind) -> None:
+        """:meth:`send_error` over a ``channel`` (the same waits and log records)."""
+        channel = self.channel
+        try:
+            channel.send(grammar.err(kind, message), timeout=SEND_WAIT)
+        except PeerGoneError:
+            logger.error("no client to send the error to: %.200s", message)
+            return
+        for attempt in range(1, ACK_TRIES + 1):
+            try:
+                channel.recv(timeout=POLL_MS / 1000)
+                return
+            except PeerGoneError:
+                if channel.peer_gone():
+                    logger.error("the client is gone: no acknowledgement to wait for")
+                    return
+            logger.warning('(try %d) waited %d ms for "ack" from server', attempt, POLL_MS)
+        logger.error("could not send error message to server")
+        logger.error("stopping 0MQ client anyway")
+
 
 class LoopMessageHandler(MessageHandler):
     """Handler of the loop channel: validation requests from the loop-using algorithm."""
 
-    def __init__(self, host_address, data_sources=None, kill_callback=None, context=None):
-        super().__init__(host_address, data_sources, kill_callback, context)
+    def __init__(
+        self, host_address, data_sources=None, kill_callback=None, context=None, *, channel=None
+    ):
+        super().__init__(host_address, data_sources, kill_callback, context, channel=channel)
         self.name = "LoopMessageHandler"
         self.callbacks.update(
             {grammar.VAL: self.validate, grammar.WRT: self.write, grammar.RDI: self.read}

@@ -14,7 +14,8 @@ from .._cache.source import CachedDataSource
 from .._core.names import confined_path
 from .._dataflow.data_loaders import DataLoader, DataLoaderList
 from .._dataflow.inputs import Input, InputGroup, InputList
-from .._dataflow.outputs import Output, OutputList, RemotelySyncedOutput, SynchronizationListener
+from .._dataflow.outputs import Output, OutputList, SynchronizationListener
+from .._transport.outputs import RemotelySyncedOutput
 
 
 class AccessMode:

@@ -1,11 +1,14 @@
 """Channels: multipart send / receive where every receive has a deadline.
 
-``ZmqChannel`` wraps a ZeroMQ socket and watches its connection through a
-socket monitor: a peer that was connected and disconnects (its process died)
-is reported as :class:`~beat_backend._core.errors.PeerGoneError` within a
-grace period instead of blocking forever; a slow but alive peer is waited
-for, unless a deadline is configured. ``MemoryChannel`` is the in-memory twin
-used by unit tests.
+:class:`Channel` is the transport seam (the httpx ``BaseTransport`` idea):
+handlers, executors, remote sources and loop outputs talk to their peers
+through it. ``ZmqChannel`` wraps a ZeroMQ socket and watches its connection
+through a socket monitor: a peer that was connected and disconnects (its
+process died) is reported as :class:`~beat_backend._core.errors.PeerGoneError`
+within a grace period instead of blocking forever; a slow but alive peer is
+waited for, unless a deadline is configured. ``MemoryChannel`` is the
+in-memory twin (:func:`memory_pair`): the same protocol, no ZeroMQ at all.
+Both pass the conformance suite ``beat_backend.testing.ChannelTests``.
 """
 
 from __future__ import annotations
@@ -146,18 +149,88 @@ def default_deadline() -> float | None:
 
 
 class Channel(Protocol):
-    def send(self, frames: list) -> None: ...
+    """One end of a message link to a peer (another process, or a thread for the twin).
 
-    def recv(self, timeout: float | None = None) -> list[bytes]: ...
+    A *message* is a list of at least one frame. Messages arrive whole (all
+    their frames or none), in the order they were sent, at most once. An end
+    is used by one thread at a time.
 
-    def close(self) -> None: ...
+    Attributes: ``what`` names the peer in error messages (``"databases
+    provider"``); ``deadline`` is the default timeout of a wait in seconds
+    (``None``: wait as long as the peer is alive; ZeroMQ channels take it from
+    ``BEAT_BACKEND_DEADLINE``); ``missed_deadline`` becomes true when a wait
+    for the configured ``deadline`` (not an explicit ``timeout``) expired;
+    ``closed`` tells whether :meth:`close` was called.
+
+    Errors: every failed wait raises :class:`PeerGoneError` (a ``RuntimeError``)
+    with one of two texts, told apart by :meth:`peer_gone`:
+
+    * ``the <what> process disconnected (it died or exited)``: the peer is gone;
+    * ``no message from the <what> within <timeout> s`` (``could not send to
+      the <what> within <timeout> s``): the wait expired, the peer may still
+      answer later (the channel stays usable).
+    """
+
+    what: str
+    deadline: float | None
+
+    def send(self, frames: list, copy: bool = True, timeout: float | None = None) -> None:
+        """Queue one message for the peer and return (it does not wait for the peer to read).
+
+        Frames are ``bytes`` or any contiguous buffer (``bytearray``,
+        ``memoryview``, numpy arrays). They are copied, except that with
+        ``copy=False`` a ZeroMQ channel sends large frames from the buffer
+        itself, which must then stay unchanged until sent. When the message
+        cannot be queued yet (a ZeroMQ PAIR end without a connected peer: a
+        bound end before its client arrives or after it left) ``send`` waits
+        like :meth:`recv`, at most ``timeout`` (default ``deadline``) seconds.
+        A message to a peer that died unnoticed may be lost silently.
+        """
+
+    def recv(self, timeout: float | None = None, copy: bool = True) -> list:
+        """The next message, waiting at most ``timeout`` seconds (default ``deadline``).
+
+        ``timeout=0`` takes only a message already there. Messages sent before
+        the peer left are still delivered; then ``PeerGoneError`` (disconnected)
+        at once. Frames are ``bytes``; with ``copy=False`` they may be buffer
+        objects instead (a ZeroMQ ``Frame``: read it through ``memoryview``).
+        """
+
+    def peer_gone(self) -> bool:
+        """Whether the peer is gone for good (never true for a slow or silent one).
+
+        True once the peer closed its end (the twin: at once) or its process
+        stayed disconnected for ``GRACE`` seconds (ZeroMQ). Does not wait.
+        """
+
+    def close(self) -> None:
+        """End this side of the link; idempotent. The end is not used afterwards.
+
+        Messages sent before still reach the peer, whose :meth:`recv` then
+        raises ``PeerGoneError`` and whose :meth:`peer_gone` becomes true.
+        A ``ZmqChannel`` that does not own its socket (``channel_for``) only
+        stops watching it: the socket's creator ends the link by closing it.
+        """
+
+
+def is_channel(link) -> bool:
+    """Whether ``link`` is a :class:`Channel` (and not, e.g., a bare ZeroMQ socket)."""
+    return hasattr(link, "recv") and hasattr(link, "peer_gone")
 
 
 class ZmqChannel:
-    """A ZeroMQ socket whose receives fail cleanly when the peer dies or is too slow."""
+    """A ZeroMQ socket whose receives fail cleanly when the peer dies or is too slow.
 
-    def __init__(self, socket, deadline: float | None = None, what: str = "peer"):
+    ``own_socket``: :meth:`close` closes the socket too (with its ``LINGER``),
+    which ends the link for the peer; by default the socket stays its
+    creator's (``channel_for``), and closing it closes this channel.
+    """
+
+    def __init__(
+        self, socket, deadline: float | None = None, what: str = "peer", own_socket: bool = False
+    ):
         self.socket = socket
+        self.own_socket = own_socket
         self.deadline = default_deadline() if deadline is None else deadline
         self.what = what
         #: the configured deadline expired once (the peer is alive but does not answer)
@@ -185,8 +258,22 @@ class ZmqChannel:
     def closed(self) -> bool:
         return "_monitor" not in self.__dict__
 
-    def send(self, frames, copy: bool = True) -> None:
-        send_frames(self.socket, frames, copy)
+    def send(self, frames, copy: bool = True, timeout: float | None = None) -> None:
+        """Send one message; without a connected peer, wait for one (see :class:`Channel`)."""
+        socket = self.socket
+        if send_frames_nowait(socket, frames, copy):
+            return
+        configured = timeout is None
+        timeout = self.deadline if timeout is None else timeout
+        limit = None if timeout is None else time.monotonic() + timeout
+        slice_ms = int(SLICE * 1000)
+        while not socket.poll(slice_ms, zmq.POLLOUT):
+            if self.peer_gone():
+                raise PeerGoneError(f"the {self.what} process disconnected (it died or exited)")
+            if limit is not None and time.monotonic() > limit:
+                self.missed_deadline = self.missed_deadline or configured
+                raise PeerGoneError(f"could not send to the {self.what} within {timeout:g} s")
+        send_frames(socket, frames, copy)
 
     def _drain_monitor(self) -> None:
         while True:
@@ -251,6 +338,8 @@ class ZmqChannel:
         except zmq.ZMQError:
             pass
         monitor.close(linger=0)
+        if self.own_socket and not self.socket.closed:
+            self.socket.close()  # (its hook finds this channel closed already)
 
     def __del__(self):
         try:
@@ -291,7 +380,7 @@ def channel_for(socket, what: str = "peer"):
     on the socket itself so that both are freed together, and closed by
     ``socket.close()``.
     """
-    if hasattr(socket, "recv") and hasattr(socket, "peer_gone"):
+    if is_channel(socket):
         return socket
     with _LOCK:
         channel = vars(socket).get("_beat_channel")
@@ -302,7 +391,12 @@ def channel_for(socket, what: str = "peer"):
 
 
 class MemoryChannel:
-    """In-memory twin of ``ZmqChannel`` (one end of a pair; see :func:`memory_pair`)."""
+    """In-memory twin of ``ZmqChannel`` (one end of a pair; see :func:`memory_pair`).
+
+    Frames are copied to ``bytes`` on send; a send never waits (the queues
+    are unbounded). Closing an end puts a marker behind its last message:
+    the peer receives what was sent before, then ``PeerGoneError``.
+    """
 
     _CLOSED = object()
 
@@ -311,26 +405,37 @@ class MemoryChannel:
         self._outbox = outbox
         self.deadline = deadline
         self.what = what
-        self._gone = False
+        self.missed_deadline = False
+        self.closed = False
+        self._gone = False  # the peer's close marker was received
 
-    def send(self, frames, copy: bool = True) -> None:
+    def send(self, frames, copy: bool = True, timeout: float | None = None) -> None:
+        if self.closed:
+            raise ValueError("send on a closed channel")
         self._outbox.put([bytes(f) for f in frames])
 
     def peer_gone(self) -> bool:
-        return self._gone
+        if self._gone:
+            return True
+        inbox = self._inbox
+        with inbox.mutex:  # the peer closed: its marker waits behind its last messages
+            return any(item is self._CLOSED for item in inbox.queue)
 
     def recv(self, timeout=None, copy: bool = True) -> list:
+        configured = timeout is None
         timeout = self.deadline if timeout is None else timeout
-        if self._gone:
-            raise PeerGoneError(f"the {self.what} process disconnected (it died or exited)")
-        try:
-            item = self._inbox.get(timeout=timeout)
-        except queue.Empty:
-            raise PeerGoneError(f"no message from the {self.what} within {timeout:g} s") from None
-        if item is self._CLOSED:
+        if not self._gone:
+            try:
+                item = self._inbox.get(timeout=timeout)
+            except queue.Empty:
+                self.missed_deadline = self.missed_deadline or configured
+                raise PeerGoneError(
+                    f"no message from the {self.what} within {timeout:g} s"
+                ) from None
+            if item is not self._CLOSED:
+                return item
             self._gone = True
-            raise PeerGoneError(f"the {self.what} process disconnected (it died or exited)")
-        return item
+        raise PeerGoneError(f"the {self.what} process disconnected (it died or exited)")
 
     # zmq-socket-like spelling, so code written against sockets works on the twin
     def send_multipart(self, frames, copy: bool = True) -> None:
@@ -340,10 +445,12 @@ class MemoryChannel:
         return self.recv()
 
     def close(self) -> None:
-        self._outbox.put(self._CLOSED)
+        if not self.closed:
+            self.closed = True
+            self._outbox.put(self._CLOSED)
 
 
-def memory_pair(deadline=None) -> tuple[MemoryChannel, MemoryChannel]:
-    """Two connected in-memory channel ends."""
+def memory_pair(deadline=None, what: str = "peer") -> tuple[MemoryChannel, MemoryChannel]:
+    """Two connected in-memory channel ends (``deadline`` and ``what`` for both)."""
     a, b = queue.Queue(), queue.Queue()
-    return MemoryChannel(a, b, deadline), MemoryChannel(b, a, deadline)
+    return MemoryChannel(a, b, deadline, what), MemoryChannel(b, a, deadline, what)

@@ -121,9 +121,9 @@ def val(packed: bytes) -> list[bytes]:
     return [VAL, packed]
 
 
-def wrt(name: str, end_data_index: int | None) -> list[bytes]:
+def wrt(name: str | bytes, end_data_index: int | None) -> list[bytes]:
     end = b"None" if end_data_index is None else encode_int(end_data_index)
-    return [WRT, name.encode("utf-8"), end]
+    return [WRT, name if isinstance(name, bytes) else name.encode("utf-8"), end]
 
 
 def rdi() -> list[bytes]:

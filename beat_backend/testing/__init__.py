@@ -7,6 +7,11 @@
   sets, several sets), database output (plain and packed)
   (``tests/unit/_dataflow/test_source_conformance.py``) and remote
   (``tests/unit/_transport/test_remote_source.py``).
+* :class:`ChannelTests`: the conformance suite of the ``Channel`` protocol
+  (``beat_backend._transport.channel``); subclass it and implement
+  ``make_pair(deadline=None)`` (see :mod:`beat_backend.testing.channels`).
+  ``ZmqChannel`` and ``MemoryChannel`` pass it
+  (``tests/unit/_transport/test_channel_conformance.py``).
 * :class:`MemoryDataSource`, :class:`CountingDataSource`: in-memory sources
   (the second counts lookups, reads and bisection steps).
 * :class:`CountingInt`, :func:`counting_units`: count comparisons, to check
@@ -15,6 +20,7 @@
   cached file sets under a temporary folder.
 """
 
+from .channels import ChannelTests
 from .counting import CountingInt, counting_units
 from .memory import CountingDataSource, MemoryDataSource, MemoryInfos
 from .prefix import make_prefix, write_cache
@@ -22,6 +28,7 @@ from .sources import SUITE_DECLARATION, SUITE_FORMAT, SUITE_UNITS, DataSourceTes
 
 __all__ = [
     "DataSourceTests",
+    "ChannelTests",
     "SUITE_FORMAT",
     "SUITE_DECLARATION",
     "SUITE_UNITS",

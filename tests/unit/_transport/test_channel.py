@@ -180,6 +180,29 @@ def test_memory_channel_close_means_peer_gone():
         b.recv(timeout=5)  # immediately, not after the timeout
 
 
+def test_memory_channel_peer_gone_as_soon_as_the_peer_closed():
+    a, b = memory_pair()
+    a.send([b"queued"])
+    a.close()
+    a.close()  # idempotent: one marker only
+    assert a.closed and b.peer_gone()  # before the queued message is read
+    assert b.recv() == [b"queued"]
+    with pytest.raises(PeerGoneError, match="disconnected"):
+        b.recv(timeout=0)
+    with pytest.raises(ValueError, match="closed channel"):
+        a.send([b"too late"])
+
+
+def test_memory_channel_missed_deadline_only_for_the_configured_one():
+    _, b = memory_pair(deadline=0.05)
+    with pytest.raises(PeerGoneError):
+        b.recv(timeout=0.01)
+    assert not b.missed_deadline
+    with pytest.raises(PeerGoneError):
+        b.recv()
+    assert b.missed_deadline
+
+
 def test_memory_channel_without_deadline_waits():
     a, b = memory_pair()
     timer = threading.Timer(0.3, a.send, args=([b"slow"],))
@@ -362,6 +385,38 @@ def test_bound_channel_detects_a_connected_peer_that_exits(context, peers, no_de
     t0 = time.monotonic()
     with pytest.raises(PeerGoneError, match="the algorithm process disconnected"):
         channel.recv()
+    assert time.monotonic() - t0 < 2.5
+
+
+def test_send_on_a_bound_end_waits_for_a_peer(context, peers, no_deadline):
+    """A bound PAIR end cannot queue before its client connects: send waits for one."""
+    socket = pair(context)
+    port = socket.bind_to_random_port("tcp://127.0.0.1")
+    channel = ZmqChannel(socket, what="algorithm")
+    t0 = time.monotonic()
+    with pytest.raises(PeerGoneError, match=r"could not send to the algorithm within 0\.3 s"):
+        channel.send([b"err", b"sys", b"too early"], timeout=0.3)
+    assert 0.25 <= time.monotonic() - t0 < 1.5
+    assert not channel.missed_deadline  # an explicit timeout
+    process, _ = peers("connect", f"tcp://127.0.0.1:{port}")
+    channel.send([b"early"])  # waits for the client, then goes (the client exits on it)
+    assert channel.recv() == [b"hello"]
+    process.wait(10)
+    channel.close()
+
+
+def test_send_on_a_bound_end_whose_peer_left(context, peers, no_deadline, monkeypatch):
+    monkeypatch.setattr(channel_module, "GRACE", 0.2)
+    socket = pair(context)
+    port = socket.bind_to_random_port("tcp://127.0.0.1")
+    channel = ZmqChannel(socket, what="algorithm")
+    process, _ = peers("connect", f"tcp://127.0.0.1:{port}")
+    assert channel.recv() == [b"hello"]
+    channel.send([b"ack"])
+    process.wait(10)
+    t0 = time.monotonic()
+    with pytest.raises(PeerGoneError, match="the algorithm process disconnected"):
+        channel.send([b"anyone?"])  # no deadline: it would have blocked for good
     assert time.monotonic() - t0 < 2.5
 
 
