@@ -17,17 +17,16 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 
 from .._core.errors import RunError
 from .._core.names import confined_path
 from . import planner
-from .processes import ProcessResult, die_with_parent_hook, run_block_processes
+from .blockdirs import item_content, run_in_block_dirs
+from .processes import ProcessResult, die_with_parent_hook
 
 Progress = Callable[..., None]
 
@@ -115,34 +114,14 @@ def run_item(
     item: planner.PlanItem, cache_root: str, debug: bool = False, keep_dirs: bool = False
 ) -> ProcessResult:
     """Prepare the script directories of ``item`` and run it (providers, loop, execute)."""
-    dirs = []
-    try:
-        run_dir = tempfile.mkdtemp(prefix="beat_")
-        dirs.append(run_dir)
-        planner.write_runner_dir(item, run_dir)
-        db_dir = loop_db_dir = None
-        if item.needs_provider:
-            db_dir = tempfile.mkdtemp(prefix="beat_")
-            dirs.append(db_dir)
-            planner.write_provider_dir(item, db_dir)
-            if item.kind == "loop":
-                loop_db_dir = tempfile.mkdtemp(prefix="beat_")
-                dirs.append(loop_db_dir)
-                planner.write_provider_dir(item, loop_db_dir, section="loop")
-        return run_block_processes(
-            run_dir,
-            cache_root,
-            db_dir=db_dir,
-            loop_db_dir=loop_db_dir,
-            has_loop=item.kind == "loop",
-            debug=debug,
-            # a killed runner takes its scripts with it: none goes on publishing outputs
-            die_with_parent=True,
-        )
-    finally:
-        if not keep_dirs:
-            for d in dirs:
-                shutil.rmtree(d, ignore_errors=True)
+    return run_in_block_dirs(
+        item_content(item),
+        cache_root,
+        keep=keep_dirs,
+        debug=debug,
+        # a killed runner takes its scripts with it: none goes on publishing outputs
+        die_with_parent=True,
+    )
 
 
 def build_indexes(plan: planner.Plan, progress: Progress = _no_progress) -> None:
