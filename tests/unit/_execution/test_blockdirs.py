@@ -21,6 +21,7 @@ from beat_backend._execution.blockdirs import (
     item_content,
     runner_configuration_here,
 )
+from beat_backend._execution.dask_launcher import BlockTask
 from beat_backend._execution.planner import (
     dumps_configuration,
     plan,
@@ -85,6 +86,24 @@ def test_item_dirs_are_the_planners_directories_byte_for_byte(tmp_path, experime
         tune = the_plan["tune"]
         assert tune.kind == "loop" and item_content(tune).has_loop
         assert item_content(tune).loop_provider == OWN
+
+
+@pytest.mark.parametrize("experiment", ["golden", "loop"])
+def test_a_dask_task_gets_the_local_launchers_directories(tmp_path, experiment):
+    if experiment == "golden":
+        the_plan = plan(str(GOLDEN_PREFIX), RUN1, str(tmp_path / "cache"))
+    else:
+        the_plan = plan(str(loop_prefix(tmp_path)), LOOP, str(tmp_path / "cache"))
+    for item in the_plan:
+        task = BlockTask.from_item(item)  # what the client ships
+        assert "configuration.json" not in task.runner_files
+        with block_dirs(item_content(item)) as local, block_dirs(task.content()) as remote:
+            for name in ("run_dir", "db_dir", "loop_db_dir"):
+                here, there = getattr(local, name), getattr(remote, name)
+                assert (here is None) == (there is None), (item.name, name)
+                if here is not None:
+                    assert _tree(here) == _tree(there), (item.name, name)
+        assert task.content().has_loop == (item.kind == "loop")
 
 
 def test_uid_is_this_processs_and_nothing_else_changes():
