@@ -11,14 +11,19 @@ would see. Exit status: ``execute``'s (0 = success), 2 on usage errors.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
+from typing import TYPE_CHECKING
 
 from .common import CommandError, add_prefix_option, resolve_prefix
+
+if TYPE_CHECKING:  # the executors are imported when a block runs (fast --help)
+    from .._execution.blockdirs import BlockContent
+    from .._execution.processes import ProcessResult
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -93,69 +98,59 @@ def _read_configuration(path: str) -> dict:
     return config
 
 
-def run(args) -> int:
+def _copy_directory(directory: str, run_dir: str) -> None:
+    """Fill the run directory: a copy of ``DIR`` (its configuration.json is then replaced)."""
+    shutil.copytree(directory, run_dir, dirs_exist_ok=True)
+
+
+def _export_databases(
+    directory: str, explicit: str | None, cache: str, inputs: dict, names: list, db_dir: str
+) -> None:
+    """Fill the provider directory: missing index files built, the databases exported."""
     from .._assets.database import Database
-    from .._execution.planner import dumps_configuration
-    from .._execution.processes import run_block_processes
-    from .run import default_cache
 
-    directory = os.path.abspath(args.directory)
-    config_path = os.path.join(directory, "configuration.json")
-    if not os.path.isfile(config_path):
-        raise CommandError(
-            f"`{config_path}' not found (a block directory holds configuration.json)"
-        )
-    config = _read_configuration(config_path)
-    cache = os.path.abspath(args.cache or default_cache())
-    os.makedirs(cache, exist_ok=True)
+    db_prefix = _database_prefix(directory, explicit)
+    _ensure_indexes(db_prefix, cache, inputs)
+    for name in names:
+        database = Database(db_prefix, name)
+        if not database.valid:
+            raise CommandError(
+                f"database `{name}' of `{db_prefix}' is invalid:\n" + "\n".join(database.errors)
+            )
+        database.export(os.path.join(db_dir, "prefix"))
 
-    work = tempfile.mkdtemp(prefix="beat_block_")
-    try:
-        run_dir = os.path.join(work, "run")
-        shutil.copytree(directory, run_dir)
-        # execute/loop_execute switch to config["uid"] when it differs: run as ourselves
-        config["uid"] = os.getuid()
+
+def _block_content(directory: str, config: dict, explicit: str | None, cache: str) -> BlockContent:
+    """What the block's scripts receive: ``DIR`` copied, and the databases it reads.
+
+    One databases provider serves the block and its loop half (the same directory).
+    """
+    from .._execution.blockdirs import SHARED, BlockContent
+
+    main_db = _db_inputs(config)
+    loop_db = _db_inputs(config.get("loop", {}))
+    provider = fill_provider = loop_provider = None
+    if main_db or loop_db:
+        provider = _provider_section(config)
         if "loop" in config:
-            config["loop"]["uid"] = os.getuid()
-        with open(os.path.join(run_dir, "configuration.json"), "wb") as f:
-            f.write(dumps_configuration(config))
-
-        main_db = _db_inputs(config)
-        loop_db = _db_inputs(config.get("loop", {}))
-        db_dir = loop_db_dir = None
-        if main_db or loop_db:
-            db_prefix = _database_prefix(directory, args.prefix)
-            _ensure_indexes(db_prefix, cache, {**main_db, **loop_db})
-            provider = _provider_section(config)
-            if "loop" in config:
-                provider["loop"] = _provider_section(config["loop"])
-            names = {d["database"] for d in (*main_db.values(), *loop_db.values())}
-            db_dir = os.path.join(work, "db")
-            os.makedirs(db_dir)
-            with open(os.path.join(db_dir, "configuration.json"), "wb") as f:
-                f.write(dumps_configuration(provider))
-            for name in sorted(names):
-                database = Database(db_prefix, name)
-                if not database.valid:
-                    raise CommandError(
-                        f"database `{name}' of `{db_prefix}' is invalid:\n"
-                        + "\n".join(database.errors)
-                    )
-                database.export(os.path.join(db_dir, "prefix"))
-            if "loop" in config and loop_db:
-                loop_db_dir = db_dir
-        result = run_block_processes(
-            run_dir,
-            cache,
-            db_dir=db_dir,
-            loop_db_dir=loop_db_dir,
-            has_loop="loop" in config,
-            debug=args.debug,
+            provider["loop"] = _provider_section(config["loop"])
+        names = sorted({d["database"] for d in (*main_db.values(), *loop_db.values())})
+        fill_provider = functools.partial(
+            _export_databases, directory, explicit, cache, {**main_db, **loop_db}, names
         )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if "loop" in config and loop_db:
+            loop_provider = SHARED
+    return BlockContent(
+        runner_configuration=config,
+        fill_runner=functools.partial(_copy_directory, directory),
+        provider_configuration=provider,
+        fill_provider=fill_provider,
+        loop_provider=loop_provider,
+    )
 
-    if args.json:
+
+def _print_result(result: ProcessResult, config: dict, as_json: bool) -> None:
+    if as_json:
         print(
             json.dumps(
                 {
@@ -168,17 +163,37 @@ def run(args) -> int:
                 indent=2,
             )
         )
-    else:
-        print(f"block {config['algorithm']}: exit status {result.status} ({result.seconds:.2f} s)")
-        for label, text in (
-            ("user error", result.user_error),
-            ("system error", result.system_error),
-            ("stdout", result.stdout.strip()),
-            ("stderr", result.stderr.strip()),
-        ):
-            if text:
-                print(f"--- {label} ---\n{text}")
-        if result.statistics.get("files"):
-            for entry in result.statistics["files"]:
-                print(f"output {entry['hash']}: {entry['blocks']} blocks, {entry['size']} bytes")
+        return
+    print(f"block {config['algorithm']}: exit status {result.status} ({result.seconds:.2f} s)")
+    for label, text in (
+        ("user error", result.user_error),
+        ("system error", result.system_error),
+        ("stdout", result.stdout.strip()),
+        ("stderr", result.stderr.strip()),
+    ):
+        if text:
+            print(f"--- {label} ---\n{text}")
+    if result.statistics.get("files"):
+        for entry in result.statistics["files"]:
+            print(f"output {entry['hash']}: {entry['blocks']} blocks, {entry['size']} bytes")
+
+
+def run(args) -> int:
+    from .._execution.blockdirs import run_in_block_dirs
+    from .run import default_cache
+
+    directory = os.path.abspath(args.directory)
+    config_path = os.path.join(directory, "configuration.json")
+    if not os.path.isfile(config_path):
+        raise CommandError(
+            f"`{config_path}' not found (a block directory holds configuration.json)"
+        )
+    config = _read_configuration(config_path)
+    cache = os.path.abspath(args.cache or default_cache())
+    os.makedirs(cache, exist_ok=True)
+    # execute/loop_execute switch to config["uid"] when it differs: the directory
+    # gets this process's uid (blockdirs.runner_configuration_here)
+    content = _block_content(directory, config, args.prefix, cache)
+    result = run_in_block_dirs(content, cache, debug=args.debug)
+    _print_result(result, config, args.json)
     return result.status

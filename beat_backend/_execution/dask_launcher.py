@@ -33,6 +33,7 @@ raises :class:`DaskUnavailable` naming the extra (``pip install beat_backend[das
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import secrets
 import shutil
@@ -42,8 +43,9 @@ from .._cache.fileset import write_atomic
 from .._cache.index import foundSplitRanges, load_data_index, load_data_index_db
 from .._core.errors import CacheNotShared, DaskUnavailable, RunError
 from . import planner
+from .blockdirs import OWN, BlockContent, run_in_block_dirs
 from .config import convert_experiment_configuration_to_container
-from .processes import ProcessResult, run_block_processes
+from .processes import ProcessResult
 from .runner import Launcher
 
 __all__ = [
@@ -279,13 +281,11 @@ class BlockTask:
         """Export ``item``'s assets on this machine (the client) into a task."""
         with tempfile.TemporaryDirectory(prefix="beat_task_") as tmp:
             run_dir = os.path.join(tmp, "run")
-            planner.write_runner_dir(item, run_dir)
-            os.unlink(os.path.join(run_dir, "configuration.json"))
+            planner.export_runner_prefix(item, run_dir)
             provider_files = None
             if item.needs_provider:
                 db_dir = os.path.join(tmp, "db")
-                planner.write_provider_dir(item, db_dir)
-                os.unlink(os.path.join(db_dir, "configuration.json"))
+                planner.export_provider_prefix(item, db_dir)
                 provider_files = _snapshot(db_dir)
             return cls(
                 name=item.name,
@@ -297,14 +297,15 @@ class BlockTask:
                 provider_files=provider_files,
             )
 
-
-def _runner_configuration_here(configuration: dict) -> dict:
-    """The runner configuration with ``uid`` = this process's (the writer's, §4.4)."""
-    configuration = dict(configuration)
-    configuration["uid"] = os.getuid()
-    if "loop" in configuration:
-        configuration["loop"] = dict(configuration["loop"], uid=os.getuid())
-    return configuration
+    def content(self) -> BlockContent:
+        """What the task's script directories hold (the shipped files, §4.4)."""
+        return BlockContent(
+            runner_configuration=self.runner_configuration,
+            fill_runner=functools.partial(_restore, self.runner_files),
+            provider_configuration=self.provider_configuration,
+            fill_provider=functools.partial(_restore, self.provider_files or {}),
+            loop_provider=OWN if self.kind == "loop" else None,
+        )
 
 
 def _scratch() -> str | None:
@@ -323,41 +324,13 @@ def run_task(task: BlockTask, cache_root: str, debug: bool = False) -> ProcessRe
     The directories go to the worker's scratch folder: removed when the task
     ends, and by Dask with the rest of the folder if the worker is killed.
     """
-    scratch = _scratch()
-    dirs = []
-    try:
-        run_dir = tempfile.mkdtemp(prefix="beat_", dir=scratch)
-        dirs.append(run_dir)
-        _restore(task.runner_files, run_dir)
-        with open(os.path.join(run_dir, "configuration.json"), "wb") as f:
-            f.write(
-                planner.dumps_configuration(_runner_configuration_here(task.runner_configuration))
-            )
-        db_dir = loop_db_dir = None
-        if task.provider_configuration is not None:
-            sections = ["db", "loop"] if task.kind == "loop" else ["db"]
-            made = []
-            for _ in sections:
-                directory = tempfile.mkdtemp(prefix="beat_", dir=scratch)
-                dirs.append(directory)
-                _restore(task.provider_files or {}, directory)
-                with open(os.path.join(directory, "configuration.json"), "wb") as f:
-                    f.write(planner.dumps_configuration(task.provider_configuration))
-                made.append(directory)
-            db_dir = made[0]
-            loop_db_dir = made[1] if len(made) > 1 else None
-        return run_block_processes(
-            run_dir,
-            cache_root,
-            db_dir=db_dir,
-            loop_db_dir=loop_db_dir,
-            has_loop=task.kind == "loop",
-            debug=debug,
-            die_with_parent=True,
-        )
-    finally:
-        for d in dirs:
-            shutil.rmtree(d, ignore_errors=True)
+    return run_in_block_dirs(
+        task.content(),
+        cache_root,
+        parent=_scratch(),
+        debug=debug,
+        die_with_parent=True,
+    )
 
 
 # --------------------------------------------------------------------------

@@ -418,11 +418,16 @@ def write_runner_dir(item: PlanItem, directory: str) -> str:
     dataformats and libraries.
     """
     path = _write_configuration(directory, item.runner_configuration)
+    export_runner_prefix(item, directory)
+    return path
+
+
+def export_runner_prefix(item: PlanItem, directory: str) -> None:
+    """Export the item's algorithm(s), dataformats and libraries into ``<directory>/prefix``."""
     exported = os.path.join(directory, "prefix")
     for algorithm in (item.algorithm, item.loop_algorithm):
         if algorithm is not None:
             algorithm.export(exported)
-    return path
 
 
 def write_provider_dir(item: PlanItem, directory: str, section: str | None = None) -> str:
@@ -441,7 +446,12 @@ def write_provider_dir(item: PlanItem, directory: str, section: str | None = Non
     if not item.needs_provider:
         raise ValueError(f"`{item.name}' reads no database: it needs no databases provider")
     path = _write_configuration(directory, item.configuration)
+    export_provider_prefix(item, directory)
+    return path
+
+
+def export_provider_prefix(item: PlanItem, directory: str) -> None:
+    """Export the item's databases (protocol templates, dataformats) into ``<directory>/prefix``."""
     exported = os.path.join(directory, "prefix")
     for database in item.databases.values():
         database.export(exported)
-    return path

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 from .._transport.channel import default_deadline
 from .._transport.remote import PEER_ENV
@@ -273,108 +274,138 @@ def _run_once(
     # our own databases_provider serves these scripts: they may ask it for
     # units in `gtb' batches (a beat_backend extension of the grammar)
     env[PEER_ENV] = "beat_backend"
+    spawn = functools.partial(_spawn, env=env, debug=debug, die_with_parent=die_with_parent)
     children: list[_Child] = []
     handler = MessageHandler("127.0.0.1")
     t0 = time.monotonic()
     execute = None
     try:
-        db_address = loop_address = None
-        if db_dir is not None:
-            port = free_port()
-            children.append(
-                _Child(
-                    "databases_provider",
-                    script_command(
-                        "databases_provider", f"127.0.0.1:{port}", db_dir, cache_root, debug=debug
-                    ),
-                    env,
-                    die_with_parent,
-                )
-            )
-            db_address = f"tcp://127.0.0.1:{port}"
-        if has_loop:
-            loop_db_address = None
-            if loop_db_dir is not None:
-                port = free_port()
-                children.append(
-                    _Child(
-                        "databases_provider (loop)",
-                        script_command(
-                            "databases_provider",
-                            f"127.0.0.1:{port}",
-                            loop_db_dir,
-                            cache_root,
-                            "loop",
-                            debug=debug,
-                        ),
-                        env,
-                        die_with_parent,
-                    )
-                )
-                loop_db_address = f"tcp://127.0.0.1:{port}"
-            port = free_port()
-            args = [f"127.0.0.1:{port}", run_dir, cache_root]
-            if loop_db_address:
-                args.append(loop_db_address)
-            children.append(
-                _Child(
-                    "loop_execute",
-                    script_command("loop_execute", *args, debug=debug),
-                    env,
-                    die_with_parent,
-                )
-            )
-            loop_address = f"tcp://127.0.0.1:{port}"
-
+        db_address, loop_address = _start_helpers(
+            spawn, children, run_dir, cache_root, db_dir, loop_db_dir, has_loop
+        )
         args = [f"--cache={cache_root}", handler.address, run_dir]
         if db_address:
             args.append(db_address)
         if loop_address:
             args.append(f"--loop={loop_address}")
-        execute = _Child(
-            "execute", script_command("execute", *args, debug=debug), env, die_with_parent
-        )
+        execute = spawn("execute", "execute", *args)
         handler.start()
         if on_start is not None:
             on_start([c.process.pid for c in (*children, execute)])
         deadline = default_deadline()
         status, gone = _wait_watching(execute, children, deadline=deadline)
-        if gone is not None and gone.stalled:
-            limit = "" if deadline is None else f" for more than {deadline:g} s"
-            handler.system_error = handler.system_error or (
-                f"the {gone.name} process was stopped{limit} while the block was running"
-            )
-        elif gone is not None:
-            handler.system_error = handler.system_error or (
-                f"the {gone.name} process exited ({_describe_status(gone.process.returncode)}) "
-                "while the block was running"
-            )
-        elif status != 0 and not (handler.user_error or handler.system_error):
-            handler.system_error = (
-                f"the execute process exited ({_describe_status(status)}) without reporting "
-                "an error"
-            )
+        _explain_failure(handler, status, gone, deadline)
     finally:
-        handler.stop.set()
-        if handler.is_alive():
-            # it acts on ``stop`` within a poll period, or after answering a message
-            handler.join(HANDLER_JOIN)
-        # all asked at once, then reaped: the grace periods overlap
-        everyone = [*children, *([execute] if execute is not None else [])]
-        for child in everyone:
-            child.ask_to_stop()
-        limit = time.monotonic() + TERM_GRACE
-        for child in everyone:
-            child.terminate(grace=max(0.0, limit - time.monotonic()))
-        for child in (*children, *([execute] if execute else [])):
-            child.collect()
-        if handler.is_alive():
-            # never close a socket a thread still uses (libzmq aborts): a join measured
-            # across a SIGSTOP of this process may end before the thread resumed
-            handler.join(HANDLER_JOIN)
-        if not handler.is_alive():
-            handler.destroy()
+        _stop_everything(handler, children, execute)
+    return _result(handler, status, execute, children, time.monotonic() - t0)
 
+
+def _spawn(
+    name: str, script: str, *args: str, env: dict, debug: bool, die_with_parent: bool
+) -> _Child:
+    """Start the BEAT script ``script`` (a :class:`_Child` called ``name``)."""
+    return _Child(name, script_command(script, *args, debug=debug), env, die_with_parent)
+
+
+def _start_helpers(
+    spawn: Callable[..., _Child],
+    children: list[_Child],
+    run_dir: str,
+    cache_root: str,
+    db_dir: str | None,
+    loop_db_dir: str | None,
+    has_loop: bool,
+) -> tuple[str | None, str | None]:
+    """Start the databases providers and ``loop_execute``; their addresses for ``execute``.
+
+    Each process joins ``children`` as soon as it is started (to be stopped
+    whatever happens next). Returns ``(provider address, loop address)``.
+    """
+    db_address = loop_address = None
+    if db_dir is not None:
+        port = free_port()
+        children.append(
+            spawn(
+                "databases_provider", "databases_provider", f"127.0.0.1:{port}", db_dir, cache_root
+            )
+        )
+        db_address = f"tcp://127.0.0.1:{port}"
+    if has_loop:
+        loop_db_address = None
+        if loop_db_dir is not None:
+            port = free_port()
+            children.append(
+                spawn(
+                    "databases_provider (loop)",
+                    "databases_provider",
+                    f"127.0.0.1:{port}",
+                    loop_db_dir,
+                    cache_root,
+                    "loop",
+                )
+            )
+            loop_db_address = f"tcp://127.0.0.1:{port}"
+        port = free_port()
+        args = [f"127.0.0.1:{port}", run_dir, cache_root]
+        if loop_db_address:
+            args.append(loop_db_address)
+        children.append(spawn("loop_execute", "loop_execute", *args))
+        loop_address = f"tcp://127.0.0.1:{port}"
+    return db_address, loop_address
+
+
+def _explain_failure(
+    handler: MessageHandler, status: int, gone: _Child | None, deadline: float | None
+) -> None:
+    """Set the system error: a helper died or stalled, or ``execute`` failed without a word.
+
+    An error the block already reported is kept.
+    """
+    if gone is not None and gone.stalled:
+        limit = "" if deadline is None else f" for more than {deadline:g} s"
+        handler.system_error = handler.system_error or (
+            f"the {gone.name} process was stopped{limit} while the block was running"
+        )
+    elif gone is not None:
+        handler.system_error = handler.system_error or (
+            f"the {gone.name} process exited ({_describe_status(gone.process.returncode)}) "
+            "while the block was running"
+        )
+    elif status != 0 and not (handler.user_error or handler.system_error):
+        handler.system_error = (
+            f"the execute process exited ({_describe_status(status)}) without reporting an error"
+        )
+
+
+def _stop_everything(
+    handler: MessageHandler, children: list[_Child], execute: _Child | None
+) -> None:
+    """Stop the platform handler and every process (none is left behind); collect outputs."""
+    handler.stop.set()
+    if handler.is_alive():
+        # it acts on ``stop`` within a poll period, or after answering a message
+        handler.join(HANDLER_JOIN)
+    # all asked at once, then reaped: the grace periods overlap
+    everyone = [*children, *([execute] if execute is not None else [])]
+    for child in everyone:
+        child.ask_to_stop()
+    limit = time.monotonic() + TERM_GRACE
+    for child in everyone:
+        child.terminate(grace=max(0.0, limit - time.monotonic()))
+    for child in (*children, *([execute] if execute else [])):
+        child.collect()
+    if handler.is_alive():
+        # never close a socket a thread still uses (libzmq aborts): a join measured
+        # across a SIGSTOP of this process may end before the thread resumed
+        handler.join(HANDLER_JOIN)
+    if not handler.is_alive():
+        handler.destroy()
+
+
+def _result(
+    handler: MessageHandler, status: int, execute: _Child, children: list[_Child], seconds: float
+) -> ProcessResult:
+    """The platform's view of the block: ``execute``'s status, outputs, errors, resources."""
     result = ProcessResult(
         status=status,
         stdout=execute.stdout + "".join("\n" + c.stdout for c in children),
@@ -384,7 +415,7 @@ def _run_once(
         user_error=handler.user_error,
         system_error=handler.system_error,
         statistics=dict(handler.statistics),
-        seconds=time.monotonic() - t0,
+        seconds=seconds,
     )
     for child in (execute, *children):
         if child.rusage is not None:

@@ -17,17 +17,16 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 
 from .._core.errors import RunError
 from .._core.names import confined_path
 from . import planner
-from .processes import ProcessResult, die_with_parent_hook, run_block_processes
+from .blockdirs import item_content, run_in_block_dirs
+from .processes import ProcessResult, die_with_parent_hook
 
 Progress = Callable[..., None]
 
@@ -115,34 +114,14 @@ def run_item(
     item: planner.PlanItem, cache_root: str, debug: bool = False, keep_dirs: bool = False
 ) -> ProcessResult:
     """Prepare the script directories of ``item`` and run it (providers, loop, execute)."""
-    dirs = []
-    try:
-        run_dir = tempfile.mkdtemp(prefix="beat_")
-        dirs.append(run_dir)
-        planner.write_runner_dir(item, run_dir)
-        db_dir = loop_db_dir = None
-        if item.needs_provider:
-            db_dir = tempfile.mkdtemp(prefix="beat_")
-            dirs.append(db_dir)
-            planner.write_provider_dir(item, db_dir)
-            if item.kind == "loop":
-                loop_db_dir = tempfile.mkdtemp(prefix="beat_")
-                dirs.append(loop_db_dir)
-                planner.write_provider_dir(item, loop_db_dir, section="loop")
-        return run_block_processes(
-            run_dir,
-            cache_root,
-            db_dir=db_dir,
-            loop_db_dir=loop_db_dir,
-            has_loop=item.kind == "loop",
-            debug=debug,
-            # a killed runner takes its scripts with it: none goes on publishing outputs
-            die_with_parent=True,
-        )
-    finally:
-        if not keep_dirs:
-            for d in dirs:
-                shutil.rmtree(d, ignore_errors=True)
+    return run_in_block_dirs(
+        item_content(item),
+        cache_root,
+        keep=keep_dirs,
+        debug=debug,
+        # a killed runner takes its scripts with it: none goes on publishing outputs
+        die_with_parent=True,
+    )
 
 
 def build_indexes(plan: planner.Plan, progress: Progress = _no_progress) -> None:
@@ -306,7 +285,30 @@ def run_experiments(
     plans = [planner.plan(prefix, e, cache_root, force=forced) for e in experiments]
     selections = [_select(p, only, with_deps) for p in plans]
     launcher = launcher or LocalLauncher()
+    nodes = _deduplicate(plans, selections)
 
+    progress("plan", plan=plans[0], items=[n.item for n in nodes.values()], plans=plans)
+    launcher.prepare(cache_root)
+    for the_plan in plans:
+        build_indexes(the_plan, progress)
+    jobs = max(1, jobs or launcher.parallelism)
+
+    schedule = _Schedule(plans, launcher, cache_root, progress)
+    outcomes = schedule.run(list(nodes.values()), jobs)
+    reports = _reports(plans, selections, nodes, outcomes, cache_root)
+    for report in reports:
+        progress("done", report=report)
+    return reports
+
+
+def _deduplicate(
+    plans: list[planner.Plan], selections: list[list[planner.PlanItem]]
+) -> dict[tuple, _Node]:
+    """One node per computation, in execution order (items with the same outputs share one).
+
+    A node runs if any of its items must (``status`` ``run``, with that item's
+    reason); a dependency neither selected nor cached is one that never comes.
+    """
     nodes: dict[tuple, _Node] = {}
     for index, (the_plan, selected) in enumerate(zip(plans, selections)):
         chosen = {item.name: _key(item) for item in selected}
@@ -323,95 +325,143 @@ def run_experiments(
                     node.needs.add(chosen[d])
                 elif the_plan[d].status != planner.CACHED:
                     node.needs.add(_NEVER)
-    order = list(nodes.values())
+    return nodes
 
-    progress("plan", plan=plans[0], items=[n.item for n in order], plans=plans)
-    launcher.prepare(cache_root)
-    for the_plan in plans:
-        build_indexes(the_plan, progress)
-    jobs = max(1, jobs or launcher.parallelism)
 
-    outcomes: dict[tuple, Outcome] = {}
-    pending = list(order)
-    running: dict[concurrent.futures.Future, _Node] = {}
-    failed: set[int] = set()  # plans with a failed item
-    started: dict[tuple, float] = {}
+def _launched(future: concurrent.futures.Future) -> tuple[ProcessResult, str]:
+    """The result of a launched item and its error (a launcher failure is a system error)."""
+    try:
+        return future.result(), ""
+    except Exception as exc:
+        result = ProcessResult(status=1, system_error=f"{type(exc).__name__}: {exc}")
+        return result, result.system_error
 
-    def ready(node):
+
+def _incomplete_outputs(item: planner.PlanItem, result: ProcessResult, cache_root: str) -> str:
+    """Why an item whose scripts succeeded has not published complete outputs (``""``: ok).
+
+    The reason also becomes the result's system error when it has none.
+    """
+    incomplete = [
+        f"{o.label}: {why}"
+        for o in item.outputs
+        if (why := planner.check_output(cache_root, o.path))
+    ]
+    if not incomplete:
+        return ""
+    error = "outputs incomplete after the block ran: " + "; ".join(incomplete)
+    result.system_error = result.system_error or error
+    return error
+
+
+class _Schedule:
+    """Runs the nodes of a run, ``jobs`` at a time, each once its dependencies succeeded.
+
+    A failed node stops what is not started yet of the experiments it belongs
+    to (``skipped``, reason ``not run``); what can never start is ``skipped``,
+    ``blocked``. The ``start`` and ``finish`` events name the experiment a node
+    runs for (the first one listing it).
+    """
+
+    def __init__(
+        self, plans: list[planner.Plan], launcher: Launcher, cache_root: str, progress: Progress
+    ):
+        self.plans = plans
+        self.launcher = launcher
+        self.cache_root = cache_root
+        self.progress = progress
+        self.outcomes: dict[tuple, Outcome] = {}
+        self.failed: set[int] = set()  # plans with a failed item
+        self.started: dict[tuple, float] = {}
+
+    def ready(self, node: _Node) -> bool:
+        outcomes = self.outcomes
         return all(k in outcomes and outcomes[k].status in ("ran", "cached") for k in node.needs)
 
-    def owner(node):  # the experiment it runs for (the first one listing it)
-        return plans[node.members[0][0]].experiment
+    def owner(self, node: _Node) -> str:  # the experiment it runs for (the first one listing it)
+        return self.plans[node.members[0][0]].experiment
 
-    def abandoned(node):  # every experiment it belongs to has failed
-        return node.experiments <= failed
+    def abandoned(self, node: _Node) -> bool:  # every experiment it belongs to has failed
+        return node.experiments <= self.failed
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        while pending or running:
-            for node in list(pending):
-                if len(running) >= jobs:
-                    break
-                item = node.item
-                if abandoned(node):
-                    continue
-                if item.status == planner.CACHED:
+    def run(self, order: list[_Node], jobs: int) -> dict[tuple, Outcome]:
+        """Run ``order``; the outcome of every node that ran, was cached or skipped."""
+        pending = list(order)
+        running: dict[concurrent.futures.Future, _Node] = {}
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+            while pending or running:
+                self.start(pending, running, pool, jobs)
+                for node in [n for n in pending if self.abandoned(n)]:
                     pending.remove(node)
-                    outcomes[node.key] = Outcome(item.name, item.kind, "cached", 0.0, item.reason)
-                    progress("finish", outcome=outcomes[node.key], experiment=owner(node))
-                    continue
-                if not ready(node):
-                    continue
-                pending.remove(node)
-                _clean_stale_outputs(item, cache_root)
-                started[node.key] = time.monotonic()
-                progress("start", item=item, experiment=owner(node))
-                running[pool.submit(launcher.run, item, cache_root)] = node
-            for node in [n for n in pending if abandoned(n)]:
-                pending.remove(node)
-                outcomes[node.key] = Outcome(
-                    node.item.name, node.item.kind, "skipped", 0.0, "not run"
-                )
-            if not running:
-                if pending:
+                    self.skip(node, "not run")
+                if not running:
                     # nothing runs and nothing can start: a dependency failed or is missing
                     for node in pending:
-                        outcomes[node.key] = Outcome(
-                            node.item.name, node.item.kind, "skipped", 0.0, "blocked"
-                        )
-                    pending = []
-                continue
-            done, _ = concurrent.futures.wait(
-                list(running), return_when=concurrent.futures.FIRST_COMPLETED
-            )
-            for future in done:
-                node = running.pop(future)
-                item = node.item
-                seconds = time.monotonic() - started[node.key]
-                try:
-                    result = future.result()
-                    error = ""
-                except Exception as exc:  # a launcher failure is a system error
-                    result = ProcessResult(status=1, system_error=f"{type(exc).__name__}: {exc}")
-                    error = result.system_error
-                status = "ran"
-                if result.status != 0:
-                    status = "failed"
-                else:
-                    incomplete = [
-                        f"{o.label}: {why}"
-                        for o in item.outputs
-                        if (why := planner.check_output(cache_root, o.path))
-                    ]
-                    if incomplete:
-                        status = "failed"
-                        error = "outputs incomplete after the block ran: " + "; ".join(incomplete)
-                        result.system_error = result.system_error or error
-                if status == "failed":
-                    failed |= node.experiments
-                    _clean_stale_outputs(item, cache_root)
-                outcomes[node.key] = Outcome(item.name, item.kind, status, seconds, error, result)
-                progress("finish", outcome=outcomes[node.key], experiment=owner(node))
+                        self.skip(node, "blocked")
+                    pending.clear()
+                    continue
+                done, _ = concurrent.futures.wait(
+                    list(running), return_when=concurrent.futures.FIRST_COMPLETED
+                )
+                for future in done:
+                    self.finish(running.pop(future), future)
+        return self.outcomes
 
+    def start(self, pending: list[_Node], running: dict, pool, jobs: int) -> None:
+        """Start what can start (up to ``jobs`` running); cached nodes finish at once."""
+        for node in list(pending):
+            if len(running) >= jobs:
+                break
+            item = node.item
+            if self.abandoned(node):
+                continue
+            if item.status == planner.CACHED:
+                pending.remove(node)
+                self.record(node, Outcome(item.name, item.kind, "cached", 0.0, item.reason))
+                continue
+            if not self.ready(node):
+                continue
+            pending.remove(node)
+            _clean_stale_outputs(item, self.cache_root)
+            self.started[node.key] = time.monotonic()
+            self.progress("start", item=item, experiment=self.owner(node))
+            running[pool.submit(self.launcher.run, item, self.cache_root)] = node
+
+    def skip(self, node: _Node, reason: str) -> None:
+        self.outcomes[node.key] = Outcome(node.item.name, node.item.kind, "skipped", 0.0, reason)
+
+    def finish(self, node: _Node, future: concurrent.futures.Future) -> None:
+        """Record a node whose launch ended: ``ran``, or ``failed`` (its outputs removed)."""
+        item = node.item
+        seconds = time.monotonic() - self.started[node.key]
+        result, error = _launched(future)
+        status = "ran"
+        if result.status != 0:
+            status = "failed"
+        elif incomplete := _incomplete_outputs(item, result, self.cache_root):
+            status, error = "failed", incomplete
+        if status == "failed":
+            self.failed |= node.experiments
+            _clean_stale_outputs(item, self.cache_root)
+        self.record(node, Outcome(item.name, item.kind, status, seconds, error, result))
+
+    def record(self, node: _Node, outcome: Outcome) -> None:
+        """Record what happened to a node that finished (or was cached); ``finish`` event."""
+        self.outcomes[node.key] = outcome
+        self.progress("finish", outcome=outcome, experiment=self.owner(node))
+
+
+def _reports(
+    plans: list[planner.Plan],
+    selections: list[list[planner.PlanItem]],
+    nodes: dict[tuple, _Node],
+    outcomes: dict[tuple, Outcome],
+    cache_root: str,
+) -> list[Report]:
+    """One :class:`Report` per plan: its items' outcomes, in order, and its analyzers' results.
+
+    An item computed for another experiment's item is ``cached``, naming it.
+    """
     reports = []
     for index, (the_plan, selected) in enumerate(zip(plans, selections)):
         ordered = []
@@ -431,6 +481,4 @@ def run_experiments(
         reports.append(
             Report(the_plan.experiment, ordered, read_results(the_plan, names), cache_root)
         )
-    for report in reports:
-        progress("done", report=report)
     return reports

@@ -214,6 +214,31 @@ def test_block_command_runs_a_platform_block_directory(golden_dir, tmp_path, cap
     assert (cache / name).read_bytes() == (golden_dir / "experiment" / "cache" / name).read_bytes()
 
 
+def test_block_command_runs_a_loop_block_as_the_runner_does(prefix, tmp_path, capsys):
+    # only the evaluator half reads a database: one provider directory serves both halves
+    cache = str(tmp_path / "cache")
+    assert main(["run", "--prefix", prefix, "--cache", cache, LOOP]) == 0
+    tune = planner.plan(prefix, LOOP, cache)["tune"]
+    assert tune.kind == "loop" and tune.needs_provider
+    produced = {}
+    for output in tune.outputs:
+        for path in planner.output_files(cache, output.path):
+            with open(path, "rb") as f:
+                produced[path] = f.read()
+            os.chmod(path, 0o644)
+            os.unlink(path)
+    assert len(produced) >= 8  # two outputs: data, index and their checksums
+    directory = tmp_path / "block"
+    planner.write_runner_dir(tune, str(directory))  # a platform block directory
+    capsys.readouterr()
+    assert main(["block", str(directory), "--prefix", prefix, "--cache", cache]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"block {tune.algorithms[0]}: exit status 0"), out
+    for path, content in produced.items():
+        with open(path, "rb") as f:
+            assert f.read() == content, path
+
+
 @pytest.mark.parametrize("command", ["run", "block"])
 def test_help(command, capsys):
     assert main([command, "--help"]) == 0

@@ -9,7 +9,12 @@ import time
 
 import pytest
 
-from beat_backend._execution.processes import _Child, _wait_watching
+from beat_backend._execution.processes import (
+    _Child,
+    _explain_failure,
+    _start_helpers,
+    _wait_watching,
+)
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 #: exits on SIGTERM only after 3 s (a slow clean-up)
@@ -83,3 +88,95 @@ def test_a_stop_shorter_than_the_deadline_is_tolerated(children):
         resume.cancel()
     assert (status, gone) == (0, None)
     assert not execute.stalled
+
+
+# -- the steps of one block's run (no process started) ----------------------------------------
+
+
+class _Spawned:
+    def __init__(self, name, script, *args):
+        self.name, self.script, self.args = name, script, args
+
+
+def test_helpers_start_in_order_and_give_execute_their_addresses():
+    children = []
+    db, loop = _start_helpers(_Spawned, children, "RUN", "CACHE", "DB", "LOOPDB", True)
+    provider, loop_provider, loop_execute = children
+    assert [c.name for c in children] == [
+        "databases_provider",
+        "databases_provider (loop)",
+        "loop_execute",
+    ]
+    assert provider.script == loop_provider.script == "databases_provider"
+    assert provider.args[1:] == ("DB", "CACHE")
+    assert loop_provider.args[1:] == ("LOOPDB", "CACHE", "loop")
+    loop_db = "tcp://" + loop_provider.args[0]
+    assert loop_execute.script == "loop_execute"
+    assert loop_execute.args[1:] == ("RUN", "CACHE", loop_db)
+    assert db == "tcp://" + provider.args[0] and loop == "tcp://" + loop_execute.args[0]
+    assert all(c.args[0].startswith("127.0.0.1:") for c in children)
+
+    children = []
+    assert _start_helpers(_Spawned, children, "RUN", "CACHE", None, None, False) == (None, None)
+    assert children == []
+    db, loop = _start_helpers(_Spawned, children, "RUN", "CACHE", None, None, True)
+    assert db is None and [c.name for c in children] == ["loop_execute"]
+    assert children[0].args[1:] == ("RUN", "CACHE")  # no loop provider address
+
+
+class _Handler:
+    def __init__(self, user_error="", system_error=""):
+        self.user_error, self.system_error = user_error, system_error
+
+
+class _Gone:
+    def __init__(self, name, returncode, stalled=False):
+        self.name, self.stalled = name, stalled
+        self.process = type("P", (), {"returncode": returncode})()
+
+
+@pytest.mark.parametrize(
+    ("status", "gone", "deadline", "reported", "expected"),
+    [
+        (0, None, None, "", ""),
+        (1, None, None, "", "the execute process exited (status 1) without reporting an error"),
+        (
+            -9,
+            None,
+            None,
+            "",
+            "the execute process exited (killed by SIGKILL) without reporting an error",
+        ),
+        (1, None, None, "user", ""),  # the user error says it
+        (
+            1,
+            _Gone("loop_execute", 3),
+            None,
+            "",
+            "the loop_execute process exited (status 3) while the block was running",
+        ),
+        (
+            1,
+            _Gone("databases_provider", -9, stalled=True),
+            2.5,
+            "",
+            "the databases_provider process was stopped for more than 2.5 s "
+            "while the block was running",
+        ),
+        (
+            1,
+            _Gone("execute", -9, stalled=True),
+            None,
+            "",
+            "the execute process was stopped while the block was running",
+        ),
+        (1, _Gone("loop_execute", 3), None, "system", "reported"),  # a reported error is kept
+    ],
+)
+def test_the_system_error_names_what_went_wrong(status, gone, deadline, reported, expected):
+    handler = _Handler(
+        user_error="boom" if reported == "user" else "",
+        system_error="reported" if reported == "system" else "",
+    )
+    _explain_failure(handler, status, gone, deadline)
+    assert handler.system_error == expected
