@@ -42,6 +42,8 @@ __all__ = [
     "PlannedOutput",
     "check_output",
     "dumps_configuration",
+    "export_provider_prefix",
+    "export_runner_prefix",
     "output_files",
     "plan",
     "write_provider_dir",
