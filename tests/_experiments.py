@@ -22,6 +22,10 @@ GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 GOLDEN_PREFIX = GOLDEN / "prefix"
 GOLDEN_EXPERIMENT = GOLDEN / "experiment"
 RUN1 = "golden/golden/pipeline/1/run1"
+#: the golden experiment's record (experiment.json: configurations, hashes, files, ...)
+GOLDEN_RECORD = json.loads((GOLDEN_EXPERIMENT / "experiment.json").read_text(encoding="utf-8"))
+#: the experiment :func:`loop_experiment` writes into :func:`loop_prefix`
+LOOP_LABEL = "golden/golden/loop/1/x"
 
 
 def golden_copy(tmp_path: Path) -> Path:

@@ -451,3 +451,15 @@ def check_output(cache_root: Path, output: Mapping, prefix: Path) -> None:
     """
     expected = [{"start": u["start"], "end": u["end"], "hex": u["hex"]} for u in output["units"]]
     assert read_units(cache_root, output, prefix) == expected
+
+
+def loopback_pair(context, linger: int = 0) -> tuple:
+    """``(server, client)``: PAIR sockets, the server bound to a random 127.0.0.1 port,
+    the client connected to it."""
+    server = context.socket(zmq.PAIR)
+    server.setsockopt(zmq.LINGER, linger)
+    port = server.bind_to_random_port("tcp://127.0.0.1")
+    client = context.socket(zmq.PAIR)
+    client.setsockopt(zmq.LINGER, linger)
+    client.connect(f"tcp://127.0.0.1:{port}")
+    return server, client

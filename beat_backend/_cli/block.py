@@ -19,7 +19,7 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
-from .common import CommandError, add_prefix_option, resolve_prefix
+from .common import CommandError, add_prefix_option, print_process_output, resolve_prefix
 
 if TYPE_CHECKING:  # the executors are imported when a block runs (fast --help)
     from .._execution.blockdirs import BlockContent
@@ -165,14 +165,7 @@ def _print_result(result: ProcessResult, config: dict, as_json: bool) -> None:
         )
         return
     print(f"block {config['algorithm']}: exit status {result.status} ({result.seconds:.2f} s)")
-    for label, text in (
-        ("user error", result.user_error),
-        ("system error", result.system_error),
-        ("stdout", result.stdout.strip()),
-        ("stderr", result.stderr.strip()),
-    ):
-        if text:
-            print(f"--- {label} ---\n{text}")
+    print_process_output(result)
     if result.statistics.get("files"):
         for entry in result.statistics["files"]:
             print(f"output {entry['hash']}: {entry['blocks']} blocks, {entry['size']} bytes")

@@ -9,7 +9,14 @@ import sys
 
 from .._core.errors import CommandError
 
-__all__ = ["CommandError", "StderrHandler", "add_prefix_option", "error", "resolve_prefix"]
+__all__ = [
+    "CommandError",
+    "StderrHandler",
+    "add_prefix_option",
+    "error",
+    "print_process_output",
+    "resolve_prefix",
+]
 
 PREFIX_ENV = "BEAT_PREFIX"
 
@@ -68,3 +75,16 @@ def error(prog: str, message: str) -> int:
     """Print ``<prog>: error: <message>`` to stderr; return 2."""
     print(f"{prog}: error: {message}", file=sys.stderr)
     return 2
+
+
+def print_process_output(result, stream=None) -> None:
+    """Print a block's user and system errors, stdout and stderr, each under a
+    ``--- <label> ---`` line (the empty ones are left out)."""
+    for label, text in (
+        ("user error", result.user_error),
+        ("system error", result.system_error),
+        ("stdout", result.stdout.strip()),
+        ("stderr", result.stderr.strip()),
+    ):
+        if text:
+            print(f"--- {label} ---\n{text}", file=stream)

@@ -17,7 +17,7 @@ import os
 import sys
 
 from .._core.errors import InvalidExperiment, RunError
-from .common import CommandError, add_prefix_option, resolve_prefix
+from .common import CommandError, add_prefix_option, print_process_output, resolve_prefix
 
 DEFAULT_FILE = "beat_backend.json"
 
@@ -231,14 +231,7 @@ def print_report(report, stream=None) -> None:
             continue
         r = o.result
         print(f"\nblock `{o.name}' failed (exit status {r.status})", file=stream)
-        for label, text in (
-            ("user error", r.user_error),
-            ("system error", r.system_error),
-            ("stdout", r.stdout.strip()),
-            ("stderr", r.stderr.strip()),
-        ):
-            if text:
-                print(f"--- {label} ---\n{text}", file=stream)
+        print_process_output(r, stream)
     if report.results:
         print("\nresults", file=stream)
         for analyzer, values in report.results.items():

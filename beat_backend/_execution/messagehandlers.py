@@ -459,22 +459,11 @@ class MessageHandler(threading.Thread):
         first request reaches the client when it connects), at most
         ``SEND_WAIT`` seconds, and not at all for a watched client that is gone.
         """
-        if self.channel is not None:
-            self._send_error_on_channel(message, kind)
+        if not self._send_err(grammar.err(kind, message)):
+            logger.error("no client to send the error to: %.200s", message)
             return
-        socket = self.socket
-        limit = time.monotonic() + SEND_WAIT
-        while not writable(socket):  # a PAIR socket without peer
-            if self._client_left() or time.monotonic() > limit:
-                logger.error("no client to send the error to: %.200s", message)
-                return
-            socket.poll(POLL_MS, zmq.POLLOUT)
-        socket.send_multipart(grammar.err(kind, message))
-        poller = zmq.Poller()
-        poller.register(socket, zmq.POLLIN)
         for attempt in range(1, ACK_TRIES + 1):
-            if dict(poller.poll(POLL_MS)):
-                socket.recv_multipart()
+            if self._acknowledged():
                 return
             if self._client_left():
                 logger.error("the client is gone: no acknowledgement to wait for")
@@ -483,25 +472,35 @@ class MessageHandler(threading.Thread):
         logger.error("could not send error message to server")
         logger.error("stopping 0MQ client anyway")
 
-    def _send_error_on_channel(self, message, kind) -> None:
-        """:meth:`send_error` over a ``channel`` (the same waits and log records)."""
-        channel = self.channel
-        try:
-            channel.send(grammar.err(kind, message), timeout=SEND_WAIT)
-        except PeerGoneError:
-            logger.error("no client to send the error to: %.200s", message)
-            return
-        for attempt in range(1, ACK_TRIES + 1):
+    def _send_err(self, frames) -> bool:
+        """Send an ``err`` message once a client can take it; ``False`` if none comes."""
+        if self.channel is not None:
             try:
-                channel.recv(timeout=POLL_MS / 1000)
-                return
+                self.channel.send(frames, timeout=SEND_WAIT)
             except PeerGoneError:
-                if channel.peer_gone():
-                    logger.error("the client is gone: no acknowledgement to wait for")
-                    return
-            logger.warning('(try %d) waited %d ms for "ack" from server', attempt, POLL_MS)
-        logger.error("could not send error message to server")
-        logger.error("stopping 0MQ client anyway")
+                return False
+            return True
+        socket = self.socket
+        limit = time.monotonic() + SEND_WAIT
+        while not writable(socket):  # a PAIR socket without peer
+            if self._client_left() or time.monotonic() > limit:
+                return False
+            socket.poll(POLL_MS, zmq.POLLOUT)
+        socket.send_multipart(frames)
+        return True
+
+    def _acknowledged(self) -> bool:
+        """Whether any reply (the acknowledgement) arrives within a poll period."""
+        if self.channel is not None:
+            try:
+                self.channel.recv(timeout=POLL_MS / 1000)
+            except PeerGoneError:
+                return False
+            return True
+        if self.socket.poll(POLL_MS, zmq.POLLIN):
+            self.socket.recv_multipart()
+            return True
+        return False
 
 
 class LoopMessageHandler(MessageHandler):

@@ -9,8 +9,9 @@ import json
 
 import pytest
 from _experiments import (
-    GOLDEN_EXPERIMENT,
     GOLDEN_PREFIX,
+    GOLDEN_RECORD,
+    LOOP_LABEL,
     RUN1,
     add_experiment,
     add_toolchain,
@@ -32,8 +33,8 @@ from beat_backend._core.errors import AssetNameError
 from beat_backend._core.hashing import _stringify, hashAnalyzer, hashBlockOutput
 from beat_backend._core.names import to_user_path
 
-GOLDEN = json.loads((GOLDEN_EXPERIMENT / "experiment.json").read_text(encoding="utf-8"))
-LOOP = "golden/golden/loop/1/x"
+GOLDEN = GOLDEN_RECORD
+LOOP = LOOP_LABEL
 
 
 @pytest.fixture

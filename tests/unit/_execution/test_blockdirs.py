@@ -9,7 +9,14 @@ import os
 from pathlib import Path
 
 import pytest
-from _experiments import GOLDEN_EXPERIMENT, GOLDEN_PREFIX, RUN1, loop_prefix
+from _experiments import (
+    GOLDEN_EXPERIMENT,
+    GOLDEN_PREFIX,
+    GOLDEN_RECORD,
+    LOOP_LABEL,
+    RUN1,
+    loop_prefix,
+)
 from _prefix import files
 
 from beat_backend._execution.blockdirs import (
@@ -29,8 +36,8 @@ from beat_backend._execution.planner import (
     write_runner_dir,
 )
 
-GOLDEN = json.loads((GOLDEN_EXPERIMENT / "experiment.json").read_text(encoding="utf-8"))
-LOOP = "golden/golden/loop/1/x"
+GOLDEN = GOLDEN_RECORD
+LOOP = LOOP_LABEL
 
 
 def _tree(directory) -> dict[str, bytes]:
@@ -59,12 +66,16 @@ def test_golden_items_get_the_golden_configurations(tmp_path):
             assert dirs.loop_db_dir is None
 
 
+def _plan(tmp_path, experiment: str):
+    """The plan of the golden experiment, or of the golden loop experiment."""
+    if experiment == "golden":
+        return plan(str(GOLDEN_PREFIX), RUN1, str(tmp_path / "cache"))
+    return plan(str(loop_prefix(tmp_path)), LOOP, str(tmp_path / "cache"))
+
+
 @pytest.mark.parametrize("experiment", ["golden", "loop"])
 def test_item_dirs_are_the_planners_directories_byte_for_byte(tmp_path, experiment):
-    if experiment == "golden":
-        the_plan = plan(str(GOLDEN_PREFIX), RUN1, str(tmp_path / "cache"))
-    else:
-        the_plan = plan(str(loop_prefix(tmp_path)), LOOP, str(tmp_path / "cache"))
+    the_plan = _plan(tmp_path, experiment)
     for item in the_plan:
         runner = tmp_path / item.name / "runner"
         write_runner_dir(item, str(runner))
@@ -90,10 +101,7 @@ def test_item_dirs_are_the_planners_directories_byte_for_byte(tmp_path, experime
 
 @pytest.mark.parametrize("experiment", ["golden", "loop"])
 def test_a_dask_task_gets_the_local_launchers_directories(tmp_path, experiment):
-    if experiment == "golden":
-        the_plan = plan(str(GOLDEN_PREFIX), RUN1, str(tmp_path / "cache"))
-    else:
-        the_plan = plan(str(loop_prefix(tmp_path)), LOOP, str(tmp_path / "cache"))
+    the_plan = _plan(tmp_path, experiment)
     for item in the_plan:
         task = BlockTask.from_item(item)  # what the client ships
         assert "configuration.json" not in task.runner_files

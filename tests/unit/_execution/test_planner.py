@@ -16,6 +16,8 @@ import pytest
 from _experiments import (
     GOLDEN_EXPERIMENT,
     GOLDEN_PREFIX,
+    GOLDEN_RECORD,
+    LOOP_LABEL,
     RUN1,
     golden_copy,
     loop_prefix,
@@ -38,8 +40,8 @@ from beat_backend._execution.planner import (
     write_runner_dir,
 )
 
-GOLDEN = json.loads((GOLDEN_EXPERIMENT / "experiment.json").read_text(encoding="utf-8"))
-LOOP = "golden/golden/loop/1/x"
+GOLDEN = GOLDEN_RECORD
+LOOP = LOOP_LABEL
 
 
 @pytest.fixture

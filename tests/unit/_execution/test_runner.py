@@ -5,18 +5,17 @@ launcher raising, outputs missing after a success) and what they stop."""
 from __future__ import annotations
 
 import glob
-import json
 import os
 import shutil
 
 import pytest
-from _experiments import GOLDEN_EXPERIMENT, RUN1, add_experiment, golden_copy, run1
+from _experiments import GOLDEN_EXPERIMENT, GOLDEN_RECORD, RUN1, add_experiment, golden_copy, run1
 
 from beat_backend._execution import planner
 from beat_backend._execution.processes import ProcessResult
 from beat_backend._execution.runner import Launcher, run_experiment, run_experiments
 
-GOLDEN = json.loads((GOLDEN_EXPERIMENT / "experiment.json").read_text(encoding="utf-8"))
+GOLDEN = GOLDEN_RECORD
 INDEX = "6b/de/ad/4c1dad878855282ba9c5868b7b54f80010eb38b3378041275e4967e222.db"
 #: the golden report, analysed under another title (the same data, another output hash)
 OTHER = "golden/golden/pipeline/1/other"

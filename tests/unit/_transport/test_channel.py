@@ -374,14 +374,20 @@ def test_peer_that_comes_back_within_the_grace_period(context, peers, no_deadlin
         restarted.join()
 
 
-def test_bound_channel_detects_a_connected_peer_that_exits(context, peers, no_deadline):
+def _bound_channel_whose_peer_exited(context, peers, make_channel):
+    """A bound channel whose connected peer said hello, got its ack and exited."""
     socket = pair(context)
     port = socket.bind_to_random_port("tcp://127.0.0.1")
-    channel = channel_for(socket, what="algorithm")
+    channel = make_channel(socket, what="algorithm")
     process, _ = peers("connect", f"tcp://127.0.0.1:{port}")
     assert channel.recv() == [b"hello"]
     channel.send([b"ack"])
     process.wait(10)
+    return channel
+
+
+def test_bound_channel_detects_a_connected_peer_that_exits(context, peers, no_deadline):
+    channel = _bound_channel_whose_peer_exited(context, peers, channel_for)
     t0 = time.monotonic()
     with pytest.raises(PeerGoneError, match="the algorithm process disconnected"):
         channel.recv()
@@ -407,13 +413,7 @@ def test_send_on_a_bound_end_waits_for_a_peer(context, peers, no_deadline):
 
 def test_send_on_a_bound_end_whose_peer_left(context, peers, no_deadline, monkeypatch):
     monkeypatch.setattr(channel_module, "GRACE", 0.2)
-    socket = pair(context)
-    port = socket.bind_to_random_port("tcp://127.0.0.1")
-    channel = ZmqChannel(socket, what="algorithm")
-    process, _ = peers("connect", f"tcp://127.0.0.1:{port}")
-    assert channel.recv() == [b"hello"]
-    channel.send([b"ack"])
-    process.wait(10)
+    channel = _bound_channel_whose_peer_exited(context, peers, ZmqChannel)
     t0 = time.monotonic()
     with pytest.raises(PeerGoneError, match="the algorithm process disconnected"):
         channel.send([b"anyone?"])  # no deadline: it would have blocked for good

@@ -13,6 +13,7 @@ import threading
 
 import pytest
 import zmq
+from _wire import loopback_pair
 
 import beat_backend.outputs
 from beat_backend._cache.base import DataSink
@@ -109,12 +110,7 @@ def test_names_that_are_bytes_or_not_text():
 def test_wrt_over_a_zmq_channel():
     """A ``ZmqChannel`` has no ``send_multipart``: the output talks through the channel."""
     context = zmq.Context()
-    server = context.socket(zmq.PAIR)
-    server.setsockopt(zmq.LINGER, 0)
-    port = server.bind_to_random_port("tcp://127.0.0.1")
-    client = context.socket(zmq.PAIR)
-    client.setsockopt(zmq.LINGER, 0)
-    client.connect(f"tcp://127.0.0.1:{port}")
+    server, client = loopback_pair(context)
     try:
         channel = ZmqChannel(client, deadline=10, what="loop evaluator")
         evaluator = ZmqChannel(server, deadline=10)
