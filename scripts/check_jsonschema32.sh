@@ -47,9 +47,9 @@ EOF
 cd "$ROOT"
 echo "== pytest under jsonschema 3.2.0"
 "$VENV/bin/python" -m pytest -p no:cacheprovider \
-    tests/test_schemas.py \
-    tests/test_schema_messages.py \
-    tests/test_cli_check.py \
-    tests/test_toolchain.py \
-    tests/test_experiment.py \
+    tests/unit/_assets/test_schemas.py \
+    tests/unit/_assets/test_schema_messages.py \
+    tests/unit/_cli/test_cli_check.py \
+    tests/unit/_assets/test_toolchain.py \
+    tests/unit/_assets/test_experiment.py \
     "$@"

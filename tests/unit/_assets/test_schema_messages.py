@@ -6,7 +6,7 @@ with their exact errors, ``data/schema_errors/check.txt`` the output of
 ``beat-backend check`` on a prefix made of them; every jsonschema version
 compares to these same files (``scripts/check_jsonschema32.sh`` runs this module
 under jsonschema 3.2). After a deliberate change of wording or of a schema,
-rewrite them with ``python tests/test_schema_messages.py --write`` and review
+rewrite them with ``python tests/unit/_assets/test_schema_messages.py --write`` and review
 the diff.
 """
 
@@ -18,12 +18,12 @@ from collections import deque
 from pathlib import Path
 
 import pytest
-from _paths import DATA as TEST_DATA
 
 from beat_backend._assets import schemas
 from beat_backend._assets.schemas import validate
 
-DATA = TEST_DATA / "schema_errors"
+# (not from _paths: this file also runs as a script, with only its own folder on sys.path)
+DATA = Path(__file__).resolve().parents[2] / "data" / "schema_errors"
 CASES_FILE = DATA / "cases.json"
 CHECK_FILE = DATA / "check.txt"
 

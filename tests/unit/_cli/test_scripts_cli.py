@@ -1,8 +1,8 @@
 """The BEAT scripts' command lines (processes-and-messages.md §5): arguments, --help,
 --version, logging format, ``index`` and ``describe``; the ``beat-backend`` subcommands.
 
-Process-level behaviour (executors, ZeroMQ) is in test_scripts_golden.py and
-test_scripts_integration.py.
+Process-level behaviour (executors, ZeroMQ) is in tests/compat/test_scripts_golden.py and
+tests/integration/test_scripts_integration.py.
 """
 
 from __future__ import annotations
