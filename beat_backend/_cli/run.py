@@ -16,7 +16,7 @@ import json
 import os
 import sys
 
-from .._core.errors import InvalidExperiment, RunError
+from .._core.errors import InvalidExperiment, RunError, RunRefused
 from .common import CommandError, add_prefix_option, print_process_output, resolve_prefix
 
 DEFAULT_FILE = "beat_backend.json"
@@ -240,6 +240,23 @@ def print_report(report, stream=None) -> None:
                 print(f"    {key:<20} {_format_value(value)}", file=stream)
 
 
+def refused(exc: RunRefused, experiments: list[str], as_json: bool) -> int:
+    """Report a run stopped before any block; exit status 2.
+
+    Text: the problems on stderr. ``--json``: each experiment's document with
+    no block, no result and a top-level ``"error"`` (the same messages).
+    """
+    if not as_json:
+        print("\n".join(exc.lines()), file=sys.stderr)
+        return 2
+    documents = [
+        {"experiment": name, "blocks": [], "results": {}, "error": exc.to_dict()}
+        for name in experiments
+    ]
+    print(json.dumps(documents[0] if len(documents) == 1 else documents, indent=2))
+    return 2
+
+
 def print_plan(the_plan, stream=None) -> None:
     stream = stream or sys.stdout
     print(f"experiment {the_plan.experiment}", file=stream)
@@ -256,7 +273,7 @@ def print_plan(the_plan, stream=None) -> None:
 
 
 def run(args) -> int:
-    from .._execution import planner
+    from .._execution import planner, preflight
     from .._execution.runner import run_experiments
 
     prefix = resolve_prefix(args.prefix)
@@ -277,6 +294,7 @@ def run(args) -> int:
                 if args.block:
                     the_plan.block(args.block)  # RunError for an unknown block
                 plans.append(the_plan)
+            preflight.check_assets(plans)
             if args.json:
                 documents = [p.to_dict() for p in plans]
                 print(json.dumps(documents[0] if len(plans) == 1 else documents, indent=2))
@@ -300,11 +318,16 @@ def run(args) -> int:
             )
     except InvalidExperiment as exc:
         name = experiment if len(experiments) == 1 else exc.name
-        print(f"experiment `{name}' is invalid:", file=sys.stderr)
-        for message in exc.errors:
-            print(f"  * {message}", file=sys.stderr)
-        return 2
+        return refused(
+            RunRefused("invalid", f"experiment `{name}' is invalid:", exc.errors),
+            experiments,
+            args.json,
+        )
+    except RunRefused as exc:
+        return refused(exc, experiments, args.json)
     except RunError as exc:
+        if args.json:
+            return refused(RunRefused("run", str(exc), ()), experiments, args.json)
         raise CommandError(str(exc)) from None
     if args.json:
         documents = [r.to_dict() for r in reports]

@@ -21,7 +21,8 @@
     ├── InvalidExperiment     (RuntimeError)     an experiment cannot be planned (``errors``)
     ├── RunError              (RuntimeError)     ``beat-backend run`` cannot go on
     │   ├── DaskUnavailable                      the ``distributed`` extra is missing
-    │   └── CacheNotShared                       a Dask worker does not see the cache
+    │   ├── CacheNotShared                       a Dask worker does not see the cache
+    │   └── RunRefused                           problems found before anything ran
     ├── SystemFailure                            a script's set-up failed (``err sys``)
     └── CommandError                             a usage error of a ``beat-backend`` command
 
@@ -32,6 +33,8 @@ re-exported where they are raised (``_assets.experiment``,
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 
 class BeatError(Exception):
@@ -156,6 +159,49 @@ class DaskUnavailable(RunError):
 
 class CacheNotShared(RunError):
     """Some Dask worker does not see the cache folder the client sees."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found before a run: the message (a text the spec or the platform
+    defines stays as it is) and hint lines the CLI prints under it."""
+
+    message: str
+    hints: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"message": self.message, "hints": list(self.hints)}
+
+
+class RunRefused(RunError):
+    """The run stopped before any process started; every problem found.
+
+    ``kind`` says which check refused it (``invalid``, ``assets``,
+    ``stale-index``, ...); :meth:`lines` is what the CLI prints, one title
+    line then ``  * <message>`` and ``    hint: <hint>`` lines.
+    """
+
+    def __init__(self, kind: str, title: str, problems):
+        self.kind = kind
+        self.title = title
+        self.problems = tuple(p if isinstance(p, Problem) else Problem(str(p)) for p in problems)
+        super().__init__("\n".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        lines = [self.title]
+        for problem in self.problems:
+            lines.append(f"  * {problem.message}")
+            lines.extend(f"    hint: {hint}" for hint in problem.hints)
+        return lines
+
+    def to_dict(self) -> dict:
+        """The ``"error"`` of ``run --json`` (``text``: exactly what the text output prints)."""
+        return {
+            "kind": self.kind,
+            "message": self.title,
+            "problems": [p.to_dict() for p in self.problems],
+            "text": "\n".join(self.lines()),
+        }
 
 
 class SystemFailure(BeatError):

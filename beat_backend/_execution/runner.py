@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from .._core.errors import RunError
 from .._core.names import confined_path
-from . import planner
+from . import planner, preflight
 from .blockdirs import item_content, run_in_block_dirs
 from .processes import ProcessResult, die_with_parent_hook
 
@@ -283,6 +283,7 @@ def run_experiments(
     if only is not None and force:
         forced = {only}
     plans = [planner.plan(prefix, e, cache_root, force=forced) for e in experiments]
+    preflight.check_assets(plans)  # RunRefused: nothing has started
     selections = [_select(p, only, with_deps) for p in plans]
     launcher = launcher or LocalLauncher()
     nodes = _deduplicate(plans, selections)

@@ -243,3 +243,34 @@ def test_block_command_runs_a_loop_block_as_the_runner_does(prefix, tmp_path, ca
 def test_help(command, capsys):
     assert main([command, "--help"]) == 0
     assert "usage: beat-backend " + command in capsys.readouterr().out
+
+
+def test_an_invalid_experiment_is_refused_in_text_and_json(prefix, tmp_path, capsys):
+    path = os.path.join(prefix, "experiments", *SMALL.split("/")) + ".json"
+    with open(path, "w") as f:
+        f.write('{"schema_version": 2,')
+    cache = str(tmp_path / "cache")
+    assert main(["run", "--prefix", prefix, "--cache", cache, SMALL]) == 2
+    captured = capsys.readouterr()
+    expected = [
+        f"experiment `{SMALL}' is invalid:",
+        "  * invalid JSON code: Expecting property name enclosed in double quotes: "
+        "line 1 column 22 (char 21)",
+    ]
+    assert (captured.out, captured.err.splitlines()) == ("", expected)
+    status, document = run_json(capsys, "--prefix", prefix, "--cache", cache, SMALL)
+    assert status == 2
+    assert document == {
+        "experiment": SMALL,
+        "blocks": [],
+        "results": {},
+        "error": {
+            "kind": "invalid",
+            "message": expected[0],
+            "problems": [{"message": expected[1][4:], "hints": []}],
+            "text": "\n".join(expected),
+        },
+    }
+    assert not os.path.exists(cache) or not any(
+        name.endswith((".data", ".db")) for _, _, files in os.walk(cache) for name in files
+    )

@@ -196,3 +196,29 @@ def test_the_docstring_draws_every_class_of_the_tree():
     for name, obj in vars(errors).items():
         if isinstance(obj, type) and issubclass(obj, BaseException):
             assert f" {name} " in drawn or f"{name}\n" in drawn, name
+
+
+def test_run_refused_lines_and_document():
+    refused = errors.RunRefused(
+        "assets",
+        "2 problems:",
+        ["first", errors.Problem("second", ("look here", "and there"))],
+    )
+    assert isinstance(refused, errors.RunError)
+    assert refused.lines() == [
+        "2 problems:",
+        "  * first",
+        "  * second",
+        "    hint: look here",
+        "    hint: and there",
+    ]
+    assert str(refused) == "\n".join(refused.lines())
+    assert refused.to_dict() == {
+        "kind": "assets",
+        "message": "2 problems:",
+        "problems": [
+            {"message": "first", "hints": []},
+            {"message": "second", "hints": ["look here", "and there"]},
+        ],
+        "text": str(refused),
+    }
