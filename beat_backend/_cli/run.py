@@ -4,9 +4,17 @@ Several experiments (names, experiment files or folders of them under the
 prefix's ``experiments/``) run together, sharing the blocks they have in
 common. ``--launcher dask`` runs the blocks on a Dask cluster.
 
-Exit status: 0 when every block ran or was cached, 1 when a block failed,
+Exit status: 0 when every block ran or was cached, 1 when a block failed
+(or a dataset's index could not be built: the view's code ran and failed),
 2 on usage errors, an invalid experiment or a cache the Dask workers cannot
 see (nothing is run then).
+
+With ``--json``, a failed block's entry holds its ``user_error`` and
+``system_error`` (the platform's texts), the ``location`` of the failure in
+the user's code and the ``output`` tails of its processes (the last
+``failures.TAIL_LINES`` lines, at most ``failures.TAIL_BYTES`` bytes, of each
+stream); a skipped block says why (``reason``, ``because``). A run stopped
+before any block has a top-level ``"error"``.
 """
 
 from __future__ import annotations
@@ -16,8 +24,8 @@ import json
 import os
 import sys
 
-from .._core.errors import InvalidExperiment, RunError, RunRefused
-from .common import CommandError, add_prefix_option, print_process_output, resolve_prefix
+from .._core.errors import IndexFailed, InvalidExperiment, Problem, RunError, RunRefused
+from .common import CommandError, add_prefix_option, resolve_prefix
 
 DEFAULT_FILE = "beat_backend.json"
 
@@ -33,7 +41,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             f"experiment (`default_experiment' in <prefix>/{DEFAULT_FILE}) runs. Several "
             "EXPERIMENTs (names, .json files or folders under <prefix>/experiments) run "
             "together: a block they have in common runs once. Exit status: "
-            "0 success, 1 a block failed, 2 usage error or invalid experiment."
+            "0 success, 1 a block (or a dataset's indexing) failed, 2 usage error or invalid "
+            "experiment (nothing ran)."
         ),
     )
     parser.add_argument(
@@ -225,13 +234,11 @@ def print_report(report, stream=None) -> None:
     width = max([len(o.name) for o in report.outcomes] + [5])
     print(f"\n{'block'.ljust(width)}  status   seconds", file=stream)
     for o in report.outcomes:
-        print(f"{o.name.ljust(width)}  {o.status.ljust(7)}  {o.seconds:7.2f}", file=stream)
+        why = f"  {o.explanation()}" if o.status == "skipped" else ""
+        print(f"{o.name.ljust(width)}  {o.status.ljust(7)}  {o.seconds:7.2f}{why}", file=stream)
     for o in report.outcomes:
-        if o.status != "failed" or o.result is None:
-            continue
-        r = o.result
-        print(f"\nblock `{o.name}' failed (exit status {r.status})", file=stream)
-        print_process_output(r, stream)
+        if o.status == "failed" and o.result is not None:
+            print_failure(o, stream)
     if report.results:
         print("\nresults", file=stream)
         for analyzer, values in report.results.items():
@@ -240,21 +247,70 @@ def print_report(report, stream=None) -> None:
                 print(f"    {key:<20} {_format_value(value)}", file=stream)
 
 
-def refused(exc: RunRefused, experiments: list[str], as_json: bool) -> int:
-    """Report a run stopped before any block; exit status 2.
+def print_failure(outcome, stream=None) -> None:
+    """A failed block: where it failed, its errors, then what its processes printed
+    (the tails of ``run --json``, without the copies of the errors, see
+    :func:`~beat_backend._execution.failures.condense`)."""
+    from .._execution import failures
+
+    entry = outcome.to_dict()
+    where = entry["location"]
+    at = f" at {where['file']}:{where['line']}" if where else ""
+    print(f"\nblock `{outcome.name}' failed (exit status {entry['exit_status']}){at}", file=stream)
+    errors = {"user error": entry["user_error"], "system error": entry["system_error"]}
+    for label, text in errors.items():
+        if text:
+            print(f"--- {label} ---\n{text.rstrip()}", file=stream)
+    for process in entry["output"]:
+        label = process["process"]
+        for name in ("stdout", "stderr"):
+            text, omitted = failures.condense(process[name], errors), process["omitted"][name]
+            if not text:
+                continue
+            notes = []
+            if label.rsplit("] ", 1)[-1] != "execute":  # the block's status is execute's
+                stopped = process["stopped"]
+                notes.append("stopped" if stopped else f"exit status {process['exit_status']}")
+            if omitted:
+                notes.append(f"{omitted} earlier lines not shown")
+            more = f" ({'; '.join(notes)})" if notes else ""
+            print(f"--- {label} {name}{more} ---\n{text}", file=stream)
+
+
+def refused(
+    exc: RunRefused, experiments: list[str], as_json: bool, status: int = 2, **extra
+) -> int:
+    """Report a run stopped before any block; exit ``status``.
 
     Text: the problems on stderr. ``--json``: each experiment's document with
-    no block, no result and a top-level ``"error"`` (the same messages).
+    no block, no result and a top-level ``"error"`` (the same messages, and
+    the ``extra`` keys).
     """
     if not as_json:
         print("\n".join(exc.lines()), file=sys.stderr)
-        return 2
+        return status
     documents = [
-        {"experiment": name, "blocks": [], "results": {}, "error": exc.to_dict()}
+        {"experiment": name, "blocks": [], "results": {}, "error": {**exc.to_dict(), **extra}}
         for name in experiments
     ]
     print(json.dumps(documents[0] if len(documents) == 1 else documents, indent=2))
-    return 2
+    return status
+
+
+def index_failure(exc: IndexFailed) -> RunRefused:
+    """How a dataset that could not be indexed is reported (as a run stopped before any
+    block): the tail of the ``index`` script's output, and where the view failed."""
+    from .._execution import failures
+
+    output = failures.tail(exc.output)
+    hints = []
+    if exc.location:
+        hints.append(f"the view's code failed at {exc.location['file']}:{exc.location['line']}")
+    if output.omitted:
+        hints.append(f"{output.omitted} earlier lines of the index script's output not shown")
+    title = f"could not index dataset {exc.dataset} (index exited {exc.status}):"
+    message = output.text or "(the index script printed nothing)"
+    return RunRefused("index", title, [Problem(message, tuple(hints))])
 
 
 def print_plan(the_plan, stream=None) -> None:
@@ -325,6 +381,8 @@ def run(args) -> int:
         )
     except RunRefused as exc:
         return refused(exc, experiments, args.json)
+    except IndexFailed as exc:  # the view's code ran: a failure (1), not a refusal
+        return refused(index_failure(exc), experiments, args.json, 1, location=exc.location)
     except RunError as exc:
         if args.json:
             return refused(RunRefused("run", str(exc), ()), experiments, args.json)

@@ -22,6 +22,7 @@
     ├── RunError              (RuntimeError)     ``beat-backend run`` cannot go on
     │   ├── DaskUnavailable                      the ``distributed`` extra is missing
     │   ├── CacheNotShared                       a Dask worker does not see the cache
+    │   ├── IndexFailed                          a dataset index could not be built
     │   └── RunRefused                           problems found before anything ran
     ├── SystemFailure                            a script's set-up failed (``err sys``)
     └── CommandError                             a usage error of a ``beat-backend`` command
@@ -159,6 +160,22 @@ class DaskUnavailable(RunError):
 
 class CacheNotShared(RunError):
     """Some Dask worker does not see the cache folder the client sees."""
+
+
+class IndexFailed(RunError):
+    """The ``index`` script could not build a dataset's index (the view's code ran).
+
+    ``dataset`` is ``<database>/<protocol>/<set>``, ``status`` the script's exit
+    status, ``output`` what it printed on stderr, ``location`` the
+    ``{"file", "line"}`` of the view's code it names (or ``None``).
+    """
+
+    def __init__(self, dataset: str, status: int, output: str, location: dict | None = None):
+        self.dataset = dataset
+        self.status = status
+        self.output = output
+        self.location = location
+        super().__init__(f"could not index dataset {dataset} (index exited {status}):\n{output}")
 
 
 @dataclass(frozen=True)

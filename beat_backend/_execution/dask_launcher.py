@@ -236,6 +236,11 @@ def merge_results(results: list[ProcessResult], labels: list[str]) -> ProcessRes
         seconds=max(r.seconds for r in results),
         cpu_seconds=sum(r.cpu_seconds for r in results),
         max_rss_kb=max(r.max_rss_kb for r in results),
+        processes=[
+            dataclasses.replace(p, name=f"[{label}] {p.name}")
+            for label, r in zip(labels, results)
+            for p in r.processes
+        ],
     )
 
 

@@ -35,8 +35,26 @@ _PR_SET_PDEATHSIG = 1
 
 
 @dataclasses.dataclass
+class ProcessOutput:
+    """What one script of a block printed, and how it ended."""
+
+    #: ``execute``, ``databases_provider``, ``databases_provider (loop)``, ``loop_execute``
+    name: str
+    #: its exit status (negative: killed by that signal)
+    status: int | None
+    stdout: str = ""
+    stderr: str = ""
+    #: the runner stopped it (SIGTERM/SIGKILL) before it exited on its own
+    stopped: bool = False
+
+
+@dataclasses.dataclass
 class ProcessResult:
-    """What one block execution gave (the platform's result fields)."""
+    """What one block execution gave (the platform's result fields).
+
+    ``processes`` (beyond the platform's fields): what each script printed,
+    ``execute`` first.
+    """
 
     status: int
     stdout: str = ""
@@ -47,6 +65,7 @@ class ProcessResult:
     seconds: float = 0.0
     cpu_seconds: float = 0.0
     max_rss_kb: int = 0
+    processes: list[ProcessOutput] = dataclasses.field(default_factory=list)
 
 
 def free_port() -> int:
@@ -120,6 +139,8 @@ class _Child:
         self.stderr = ""
         #: set when the runner gave up on it because it was stopped too long
         self.stalled = False
+        #: set when the runner stopped it (it had not exited on its own)
+        self.stopped_by_runner = False
 
     def wait(self, timeout=None):
         """Wait for the process (reaping it with its resource usage)."""
@@ -145,7 +166,8 @@ class _Child:
 
     def ask_to_stop(self):
         """SIGTERM (and SIGCONT: a stopped process gets it too) to its process group."""
-        if self.process.returncode is None:
+        if self.wait(0) is None:
+            self.stopped_by_runner = True
             try:
                 os.killpg(self.process.pid, signal.SIGTERM)
                 os.killpg(self.process.pid, signal.SIGCONT)
@@ -171,7 +193,8 @@ class _Child:
 
     def kill(self):
         """SIGKILL to its process group and reap it (a process stopped too long is not asked)."""
-        if self.process.returncode is None:
+        if self.wait(0) is None:
+            self.stopped_by_runner = True
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -416,6 +439,10 @@ def _result(
         system_error=handler.system_error,
         statistics=dict(handler.statistics),
         seconds=seconds,
+        processes=[
+            ProcessOutput(c.name, c.process.returncode, c.stdout, c.stderr, c.stopped_by_runner)
+            for c in (execute, *children)
+        ],
     )
     for child in (execute, *children):
         if child.rusage is not None:

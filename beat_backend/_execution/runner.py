@@ -22,9 +22,9 @@ import sys
 import time
 from collections.abc import Callable
 
-from .._core.errors import RunError
+from .._core.errors import IndexFailed, RunError
 from .._core.names import confined_path
-from . import planner, preflight
+from . import failures, planner, preflight
 from .blockdirs import item_content, run_in_block_dirs
 from .processes import ProcessResult, die_with_parent_hook
 
@@ -37,7 +37,13 @@ def _no_progress(event: str, **details) -> None:
 
 @dataclasses.dataclass
 class Outcome:
-    """What happened to one item: ``ran``, ``cached``, ``failed`` or ``skipped``."""
+    """What happened to one item: ``ran``, ``cached``, ``failed`` or ``skipped``.
+
+    A ``skipped`` item names in ``because`` the failed items that stopped it
+    (``not run``) or the dependencies it waited for (``blocked``); a
+    ``failed`` one has its ``location`` in the user's code when known
+    (:func:`~.failures.locate`).
+    """
 
     name: str
     kind: str
@@ -45,9 +51,36 @@ class Outcome:
     seconds: float = 0.0
     reason: str = ""
     result: ProcessResult | None = None
+    because: tuple[str, ...] = ()
+    location: dict | None = None
+
+    def explanation(self) -> str:
+        """Why a skipped item did not run (``""`` for the others)."""
+        if self.status != "skipped":
+            return ""
+        names = ", ".join(f"`{name}'" for name in self.because)
+        if self.reason == "not run" and names:
+            return f"not run: {names} failed"
+        if self.reason == "blocked" and names:
+            return f"blocked: waits for {names}, which did not run"
+        return self.reason
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "status": self.status, "seconds": round(self.seconds, 3)}
+        """The entry of ``run --json``; a failed item adds its errors and its processes'
+        output tails (:func:`~.failures.outputs`), a skipped one why."""
+        entry = {"name": self.name, "status": self.status, "seconds": round(self.seconds, 3)}
+        if self.status == "skipped":
+            entry.update(reason=self.explanation(), because=list(self.because))
+        elif self.status == "failed":
+            result = self.result or ProcessResult(status=1, system_error=self.reason)
+            entry.update(
+                exit_status=result.status,
+                user_error=result.user_error,
+                system_error=result.system_error,
+                location=self.location,
+                output=failures.outputs(result),
+            )
+        return entry
 
 
 @dataclasses.dataclass
@@ -145,9 +178,12 @@ def build_indexes(plan: planner.Plan, progress: Progress = _no_progress) -> None
         )
         target = confined_path(plan.cache_root, dataset.path, "dataset index path")
         if done.returncode != 0 or not os.path.exists(target):
-            raise RunError(
-                f"could not index dataset {dataset.database}/{dataset.protocol}/{dataset.set} "
-                f"(index exited {done.returncode}):\n{done.stderr.strip()}"
+            output = done.stderr.strip()
+            raise IndexFailed(
+                f"{dataset.database}/{dataset.protocol}/{dataset.set}",
+                done.returncode,
+                output,
+                failures.locate_text(output, plan.prefix),
             )
 
 
@@ -373,6 +409,8 @@ class _Schedule:
         self.progress = progress
         self.outcomes: dict[tuple, Outcome] = {}
         self.failed: set[int] = set()  # plans with a failed item
+        self.failures: dict[int, list[str]] = {}  # plan -> names of its failed items
+        self.names: dict[tuple, str] = {}  # node key -> item name
         self.started: dict[tuple, float] = {}
 
     def ready(self, node: _Node) -> bool:
@@ -388,6 +426,7 @@ class _Schedule:
     def run(self, order: list[_Node], jobs: int) -> dict[tuple, Outcome]:
         """Run ``order``; the outcome of every node that ran, was cached or skipped."""
         pending = list(order)
+        self.names.update((node.key, node.item.name) for node in order)
         running: dict[concurrent.futures.Future, _Node] = {}
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
             while pending or running:
@@ -429,7 +468,16 @@ class _Schedule:
             running[pool.submit(self.launcher.run, item, self.cache_root)] = node
 
     def skip(self, node: _Node, reason: str) -> None:
-        self.outcomes[node.key] = Outcome(node.item.name, node.item.kind, "skipped", 0.0, reason)
+        """Record ``node`` as skipped: ``not run`` (naming the failed items of its
+        experiments) or ``blocked`` (naming the dependencies that did not come)."""
+        if reason == "not run":
+            names = [n for i in sorted(node.experiments) for n in self.failures.get(i, ())]
+        else:  # in execution order; a dependency never planned has no name
+            done = {k for k, o in self.outcomes.items() if o.status in ("ran", "cached")}
+            names = [n for k, n in self.names.items() if k in node.needs and k not in done]
+        outcome = Outcome(node.item.name, node.item.kind, "skipped", 0.0, reason)
+        outcome.because = tuple(dict.fromkeys(names))
+        self.outcomes[node.key] = outcome
 
     def finish(self, node: _Node, future: concurrent.futures.Future) -> None:
         """Record a node whose launch ended: ``ran``, or ``failed`` (its outputs removed)."""
@@ -441,10 +489,14 @@ class _Schedule:
             status = "failed"
         elif incomplete := _incomplete_outputs(item, result, self.cache_root):
             status, error = "failed", incomplete
+        outcome = Outcome(item.name, item.kind, status, seconds, error, result)
         if status == "failed":
             self.failed |= node.experiments
+            for index, name in node.members:
+                self.failures.setdefault(index, []).append(name)
             _clean_stale_outputs(item, self.cache_root)
-        self.record(node, Outcome(item.name, item.kind, status, seconds, error, result))
+            outcome.location = failures.locate(result, self.plans[0].prefix)
+        self.record(node, outcome)
 
     def record(self, node: _Node, outcome: Outcome) -> None:
         """Record what happened to a node that finished (or was cached); ``finish`` event."""

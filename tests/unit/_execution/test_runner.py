@@ -177,3 +177,42 @@ def test_outputs_missing_after_a_success_fail_the_block(prefix, cache):
     assert _outcomes(report)[1] == ("group", "failed", expected)
     assert report.outcomes[1].result.system_error == expected
     assert _outcomes(report)[2] == ("report", "skipped", "not run")
+
+
+def test_the_json_entries_of_a_failed_block_and_of_what_it_stopped(prefix, cache):
+    report = run_experiment(prefix, RUN1, cache, launcher=FakeLauncher({"group": "fail"}))
+    scale, group, analyzer = (o.to_dict() for o in report.outcomes)
+    assert set(scale) == {"name", "status", "seconds"}
+    assert group == {
+        "name": "group",
+        "status": "failed",
+        "seconds": group["seconds"],
+        "exit_status": 1,
+        "user_error": "ValueError: bad value",
+        "system_error": "",
+        "location": None,  # no traceback entry of the user's code
+        "output": [],  # the fake launcher started no process
+    }
+    assert analyzer == {
+        "name": "report",
+        "status": "skipped",
+        "seconds": 0.0,
+        "reason": "not run: `group' failed",
+        "because": ["group"],
+    }
+
+
+def test_a_launcher_failure_is_the_system_error_of_the_json_entry(prefix, cache):
+    report = run_experiment(prefix, RUN1, cache, launcher=FakeLauncher({"scale": "raise"}))
+    entry = report.outcomes[0].to_dict()
+    assert entry["status"] == "failed"
+    assert entry["system_error"] == "RuntimeError: the cluster is gone"
+    assert [o.explanation() for o in report.outcomes[1:]] == ["not run: `scale' failed"] * 2
+
+
+def test_a_shared_failure_is_named_in_every_experiment_it_stops(prefix, cache):
+    first, second = run_experiments(
+        prefix, [RUN1, OTHER], cache, launcher=FakeLauncher({"scale": "fail"})
+    )
+    for report in (first, second):
+        assert [o.because for o in report.outcomes] == [(), ("scale",), ("scale",)]

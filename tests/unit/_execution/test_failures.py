@@ -1,0 +1,174 @@
+"""What ``run`` tells about a failed block (``_execution/failures.py``): output tails, which
+processes are shown, and the file and line of the user's code an error points at."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from beat_backend._execution import failures
+from beat_backend._execution.dask_launcher import merge_results
+from beat_backend._execution.failures import (
+    condense,
+    locate,
+    locate_text,
+    outputs,
+    tail,
+    user_file,
+)
+from beat_backend._execution.processes import ProcessOutput, ProcessResult
+
+
+def test_the_limits_are_documented_values():
+    assert (failures.TAIL_LINES, failures.TAIL_BYTES) == (50, 8192)
+
+
+def test_tail_keeps_the_last_lines_and_counts_the_others():
+    text = "".join(f"line {i}\n" for i in range(120))
+    kept = tail(text)
+    assert kept.text.split("\n") == [f"line {i}" for i in range(70, 120)]
+    assert kept.omitted == 70
+    assert tail("a\nb\n\n\n") == failures.Tail("a\nb", 0)
+    assert tail("") == tail("  \n") == failures.Tail("", 0)
+
+
+def test_tail_keeps_at_most_max_bytes():
+    lines = [f"{i:03d}" + "x" * 97 for i in range(30)]  # 100 bytes each
+    kept = tail("\n".join(lines), lines=50, max_bytes=1000)
+    assert kept.text.split("\n") == lines[-9:]  # 9 lines + 8 newlines <= 1000 < 10 lines + 9
+    assert kept.omitted == 21
+    assert len(kept.text.encode()) <= 1000
+
+
+def test_a_long_last_line_keeps_its_end_on_a_character_boundary():
+    line = "é" * 100  # 200 bytes
+    kept = tail("first\n" + line, lines=50, max_bytes=51)
+    assert kept.text == "é" * 25  # 51 bytes would cut a character: 50 kept
+    assert kept.omitted == 1
+
+
+def test_condense_leaves_out_the_copies_of_an_error_already_shown():
+    error = "'File \"a/b/1.py\", line 3, in process\n    x = 1 / 0\nZeroDivisionError: division'"
+    errors = {"user error": error, "system error": ""}
+    logged = f"[date - execute.py - logger] ERROR: User error: {error}\n"
+    assert condense(logged, errors) == ""  # one log line of it
+    assert condense("    x = 1 / 0\nZeroDivisionError: division'", errors) == ""  # its end
+    assert condense(logged + "WARNING: more\n", errors) == (
+        "[date - execute.py - logger] ERROR: User error: (the user error above)\nWARNING: more"
+    )
+    assert condense("anything\n", {"user error": ""}) == "anything"
+
+
+@pytest.fixture
+def prefix(tmp_path):
+    root = tmp_path / "user" / "prefix"
+    for relative in (
+        "algorithms/example/normalize/1.py",
+        "databases/synthetic/1.py",
+        "libraries/example/stats/1.py",
+    ):
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text("# code\n")
+    return str(root)
+
+
+def test_user_file_maps_what_the_scripts_show_to_the_users_prefix(prefix):
+    algorithm = os.path.join(prefix, "algorithms", "example", "normalize", "1.py")
+    database = os.path.join(prefix, "databases", "synthetic", "1.py")
+    library = os.path.join(prefix, "libraries", "example", "stats", "1.py")
+    # execute / loop_execute: relative to the exported prefix's algorithms/
+    assert user_file("example/normalize/1.py", prefix) == algorithm
+    # a databases provider: relative to its exported prefix
+    assert user_file("databases/synthetic/1.py", prefix) == database
+    # full tracebacks name the scratch copies
+    assert user_file("/tmp/beat_x1/prefix/libraries/example/stats/1.py", prefix) == library
+    assert user_file("/tmp/beat_x2/prefix/databases/synthetic/1.py", prefix) == database
+    # the index script runs on the user's prefix itself
+    assert user_file(database, prefix) == database
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/usr/lib/python3.11/threading.py",
+        "<frozen importlib._bootstrap>",
+        "example/other/1.py",  # no such file in the prefix
+        "../prefix/algorithms/example/normalize/1.py",
+        "/tmp/beat_x/prefix/toolchains/example/normalize/1.py",
+        "/tmp/beat_x/prefix/algorithms/example/missing/1.py",
+    ],
+)
+def test_user_file_is_none_for_anything_else(prefix, path):
+    assert user_file(path, prefix) is None
+
+
+def test_locate_gives_the_innermost_frame_of_user_code(prefix):
+    error = (
+        '\'File "example/normalize/1.py", line 13, in process\n'
+        "    stats.mean(x)\n"
+        '  File "/tmp/beat_x/prefix/libraries/example/stats/1.py", line 4, in mean\n'
+        "    return numpy.mean(x)\n"
+        '  File "/usr/lib/python3/numpy/core/_methods.py", line 9, in _mean\n'
+        "    boom\n"
+        "ValueError: no'"
+    )
+    library = os.path.join(prefix, "libraries", "example", "stats", "1.py")
+    assert locate_text(error, prefix) == {"file": library, "line": 4}
+    syntax = "'File \"example/normalize/1.py\", line 14\n    x = (\n        ^\nSyntaxError: no'"
+    algorithm = os.path.join(prefix, "algorithms", "example", "normalize", "1.py")
+    assert locate_text(syntax, prefix) == {"file": algorithm, "line": 14}
+    assert locate_text("PeerGoneError: the databases provider died", prefix) is None
+    # the user error first, else the system error
+    result = ProcessResult(status=1, user_error="no frame", system_error=syntax)
+    assert locate(result, prefix) == {"file": algorithm, "line": 14}
+
+
+def _process(name, status, stdout="", stderr="", stopped=False):
+    return ProcessOutput(name, status, stdout, stderr, stopped)
+
+
+def test_outputs_show_execute_and_the_helpers_that_said_something():
+    result = ProcessResult(
+        status=1,
+        processes=[
+            _process("execute", 1, stderr="ERROR: boom\n"),
+            # stopped by the runner once execute ended: says only that
+            _process("databases_provider", -15, stderr="INFO: terminated (SIGTERM)", stopped=True),
+            # exited on its own with an error: tells why
+            _process("databases_provider (loop)", 3, stderr="dying\n"),
+            # stopped, but the user's code printed something
+            _process("loop_execute", -15, stdout="user print\n", stopped=True),
+            # exited cleanly, silent
+            _process("other", 0),
+        ],
+    )
+    entries = outputs(result)
+    assert [e["process"] for e in entries] == [
+        "execute",
+        "databases_provider (loop)",
+        "loop_execute",
+    ]
+    assert entries[0] == {
+        "process": "execute",
+        "exit_status": 1,
+        "stopped": False,
+        "stdout": "",
+        "stderr": "ERROR: boom",
+        "omitted": {"stdout": 0, "stderr": 0},
+    }
+    assert entries[2]["stopped"] is True and entries[2]["stdout"] == "user print"
+
+
+def test_outputs_of_a_result_without_processes():
+    assert outputs(ProcessResult(status=1, system_error="launcher failed")) == []
+    (entry,) = outputs(ProcessResult(status=1, stdout="out\n", stderr="err\n"))
+    assert (entry["process"], entry["stdout"], entry["stderr"]) == ("block", "out", "err")
+
+
+def test_the_slots_of_a_split_block_keep_their_processes():
+    first = ProcessResult(status=0, processes=[_process("execute", 0)])
+    second = ProcessResult(status=1, processes=[_process("execute", 1, stderr="failed")])
+    merged = merge_results([first, second], ["b [0, 9]", "b [10, 19]"])
+    assert [p.name for p in merged.processes] == ["[b [0, 9]] execute", "[b [10, 19]] execute"]
+    assert [e["process"] for e in outputs(merged)] == [p.name for p in merged.processes]
