@@ -126,6 +126,10 @@ class MessageHandler(threading.Thread):
         self.system_error = ""
         self.stop = threading.Event()
         self.must_kill = threading.Event()
+        #: set when the serving loop has ended (unlike ``is_alive()``, never wrong: in
+        #: CPython 3.11 a ``join()`` interrupted by a signal handler's exception marks
+        #: the thread stopped while it still runs)
+        self.finished = threading.Event()
         if channel is None:
             # destroy() and kill() wake the loop out of its poll through this pipe
             self._wake_r, self._wake_w = os.pipe()
@@ -237,6 +241,12 @@ class MessageHandler(threading.Thread):
         return True
 
     def run(self):
+        try:
+            self._serve()
+        finally:
+            self.finished.set()
+
+    def _serve(self) -> None:
         if self.channel is not None:
             self._serve_channel()
             logger.debug("%s stopped", self.name)

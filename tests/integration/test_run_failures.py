@@ -18,6 +18,7 @@ from _paths import REPO
 
 from beat_backend._cli.main import main
 from beat_backend._execution import failures
+from beat_backend._execution.runner import run_experiment
 
 SMALL = "example/example/two_classes/1/linear_small"
 DOWNSTREAM = ["training", "normalize_test", "score", "analysis"]
@@ -104,6 +105,20 @@ def test_a_user_error_in_process(prefix, tmp_path, capsys):
     assert "--- execute stdout (70 earlier lines not shown) ---\nline 70\n" in out
     assert "--- execute stderr" not in out  # it only logs the user error shown above
     assert "training         skipped     0.00  not run: `normalize_train' failed" in out
+
+
+def test_a_provider_stopped_after_a_failure_exits_cleanly(prefix, tmp_path):
+    # CPython 3.11 marks a thread whose join() a SIGTERM interrupted as stopped: the
+    # provider closed the socket its serving thread still polled (ZMQError on stderr)
+    old = "        sample = inputs["
+    _break(prefix, NORMALIZE, old, "        1 / 0\n" + old, "1 / 0")
+    report = run_experiment(prefix, SMALL, str(tmp_path / "cache"), only="normalize_train")
+    (outcome,) = report.outcomes
+    assert outcome.status == "failed" and "ZeroDivisionError" in outcome.result.user_error
+    provider = outcome.result.processes[1]
+    assert provider.name == "databases_provider" and provider.stopped
+    assert "Exception in thread" not in provider.stderr, provider.stderr
+    assert "ZMQError" not in provider.stderr, provider.stderr
 
 
 def test_a_user_error_in_a_database_view(prefix, tmp_path, capsys):
