@@ -16,7 +16,7 @@ import json
 import os
 import sys
 
-from .._core.errors import InvalidExperiment, RunError, RunRefused
+from .._core.errors import AssetNameError, InvalidExperiment, RunError, RunRefused
 from .common import CommandError, add_prefix_option, print_process_output, resolve_prefix
 
 DEFAULT_FILE = "beat_backend.json"
@@ -318,11 +318,9 @@ def run(args) -> int:
             )
     except InvalidExperiment as exc:
         name = experiment if len(experiments) == 1 else exc.name
-        return refused(
-            RunRefused("invalid", f"experiment `{name}' is invalid:", exc.errors),
-            experiments,
-            args.json,
-        )
+        return refused(preflight.refuse_invalid(prefix, exc, name), experiments, args.json)
+    except AssetNameError as exc:  # an experiment name of the wrong form
+        return refused(preflight.refuse_name(prefix, exc), experiments, args.json)
     except RunRefused as exc:
         return refused(exc, experiments, args.json)
     except RunError as exc:
