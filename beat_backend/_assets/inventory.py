@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 
 from .._core.errors import DeclarationError, DuplicateKeyError
@@ -163,8 +163,9 @@ def _locate(kind: Kind, parts: tuple[str, ...]) -> tuple[str, bool, str]:
     return name, hashed, ""
 
 
-def find_assets(prefix: str) -> list[AssetRef]:
-    """Every declaration file of ``prefix``, sorted by kind (:data:`KINDS`) then name.
+def find_assets(prefix: str, kinds: Collection[str] | None = None) -> list[AssetRef]:
+    """Every declaration file of ``prefix`` (of ``kinds``, default all), sorted by kind
+    (:data:`KINDS`) then name.
 
     Files at no valid location are returned too, with :attr:`AssetRef.problem`
     set. When an asset exists both in the hashed user folder and in the simple
@@ -173,7 +174,7 @@ def find_assets(prefix: str) -> list[AssetRef]:
     found: list[AssetRef] = []
     for kind in KINDS:
         root = os.path.join(prefix, kind.folder)
-        if not os.path.isdir(root):
+        if kinds is not None and kind.name not in kinds or not os.path.isdir(root):
             continue
         located: dict[str, list[tuple[bool, str]]] = {}
         misplaced: list[AssetRef] = []
@@ -200,10 +201,12 @@ def find_assets(prefix: str) -> list[AssetRef]:
 # --------------------------------------------------------------------------
 # Loading with the asset classes
 
-#: ``kind -> loader(prefix, name) -> list of error strings``. A loader builds
-#: the asset with its class (the way BEAT would) and returns what is wrong
-#: with it; kinds without an entry are only parsed and schema-checked.
-LOADERS: dict[str, Callable[[str, str], list[str]]] = {}
+#: ``kind -> loader(prefix, name, import_code=True) -> list of error strings``.
+#: A loader builds the asset with its class (the way BEAT would) and returns
+#: what is wrong with it; with ``import_code=False`` user code is only read
+#: (:mod:`.codecheck`: syntax, the ``Algorithm`` and view classes), never run.
+#: Kinds without an entry are only parsed and schema-checked.
+LOADERS: dict[str, Callable[..., list[str]]] = {}
 
 
 def _describe(exc: BaseException) -> str:
@@ -211,7 +214,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _load_dataformat(prefix: str, name: str) -> list[str]:
+def _load_dataformat(prefix: str, name: str, import_code: bool = True) -> list[str]:
     from .dataformat import DataFormat
 
     df = DataFormat(prefix, name)
@@ -245,21 +248,60 @@ def _code_error(what: str, name: str, code_path: str, exc: BaseException) -> str
     return f"cannot load the code of {what} `{name}': {_describe(exc)}{where}"
 
 
-def _load_library(prefix: str, name: str) -> list[str]:
+def _outline(what: str, name: str, code_path: str):
+    """``(outline, [])`` of a code file read statically, or ``(None, [error])``."""
+    from .codecheck import outline
+
+    try:
+        return outline(code_path), []
+    except SyntaxError as exc:
+        return None, [_code_error(what, name, code_path, exc)]
+    except OSError as exc:
+        return None, [f"cannot read the code of {what} `{name}': {exc.strerror or exc}"]
+
+
+def _load_library(prefix: str, name: str, import_code: bool = True) -> list[str]:
     from .library import Library
 
     lib = Library(prefix, name)
     if not lib.valid:
         return [str(e) for e in lib.errors]
-    if lib.language == "python":
-        try:
-            lib.load()
-        except Exception as exc:
-            return [_code_error("library", name, lib.storage.code.path, exc)]
+    if lib.language != "python":
+        return []
+    if not import_code:
+        return _outline("library", name, lib.storage.code.path)[1]
+    try:
+        lib.load()
+    except Exception as exc:
+        return [_code_error("library", name, lib.storage.code.path, exc)]
     return []
 
 
-def _load_algorithm(prefix: str, name: str) -> list[str]:
+def _algorithm_code_errors(algorithm, import_code: bool) -> list[str]:
+    """Errors of an algorithm's Python code: imported (``Algorithm`` built), or read
+    statically (syntax, the ``Algorithm`` class and the methods its type needs)."""
+    from .codecheck import missing_methods, required_methods
+
+    name, code_path = algorithm.name, algorithm.storage.code.path
+    if import_code:
+        try:
+            algorithm.runner()
+        except Exception as exc:
+            return [_code_error("algorithm", name, code_path, exc)]
+        return []
+    found, errors = _outline("algorithm", name, code_path)
+    if found is None or not found.defines("Algorithm"):
+        return errors or [f"class `Algorithm' of algorithm `{name}' not found in {code_path}"]
+    cls = found.classes.get("Algorithm")
+    missing = [] if cls is None else missing_methods(cls, required_methods(algorithm.type))
+    return [
+        f"class `Algorithm' of algorithm `{name}' ({code_path}, line {cls.lineno}) has no "
+        f"method `{method}', which algorithms of type `{algorithm.type}' need"
+        for method in missing
+    ]
+
+
+def _load_algorithm(prefix: str, name: str, import_code: bool = True) -> list[str]:
     from .algorithm import Algorithm
 
     algorithm = Algorithm(prefix, name)
@@ -284,10 +326,7 @@ def _load_algorithm(prefix: str, name: str) -> list[str]:
                 f"which is not valid: {first}"
             )
     if algorithm.language == "python":
-        try:
-            algorithm.runner()
-        except Exception as exc:
-            errors.append(_code_error("algorithm", name, algorithm.storage.code.path, exc))
+        errors.extend(_algorithm_code_errors(algorithm, import_code))
     return errors
 
 
@@ -310,7 +349,7 @@ def _invalid_output_formats(owner: str, sets, dataformats: dict) -> list[str]:
     return errors
 
 
-def _load_protocoltemplate(prefix: str, name: str) -> list[str]:
+def _load_protocoltemplate(prefix: str, name: str, import_code: bool = True) -> list[str]:
     from .protocoltemplate import ProtocolTemplate
 
     template = ProtocolTemplate(prefix, name)
@@ -321,7 +360,7 @@ def _load_protocoltemplate(prefix: str, name: str) -> list[str]:
     )
 
 
-def _load_database(prefix: str, name: str) -> list[str]:
+def _load_database(prefix: str, name: str, import_code: bool = True) -> list[str]:
     from .database import Database
     from .loader import load_module
 
@@ -360,12 +399,22 @@ def _load_database(prefix: str, name: str) -> list[str]:
             else:
                 views.append((protocol_name, set_name, entry.get("view")))
     code_path = db.storage.code.path
-    try:
-        module = load_module(name.replace("/", "_"), code_path, {})
-    except Exception as exc:
-        return [*errors, _code_error("database", name, code_path, exc)]
+    if import_code:
+        try:
+            module = load_module(name.replace("/", "_"), code_path, {})
+        except Exception as exc:
+            return [*errors, _code_error("database", name, code_path, exc)]
+
+        def is_class(view) -> bool:
+            return isinstance(getattr(module, view, None), type)
+
+    else:
+        found, code_errors = _outline("database", name, code_path)
+        if found is None:
+            return [*errors, *code_errors]
+        is_class = found.defines
     for protocol_name, set_name, view in views:
-        if not isinstance(view, str) or not isinstance(getattr(module, view, None), type):
+        if not isinstance(view, str) or not is_class(view):
             errors.append(
                 f"view class `{view}' of set `{set_name}' of protocol `{protocol_name}' of "
                 f"database `{name}' not found in {code_path}"
@@ -377,13 +426,13 @@ LOADERS["protocoltemplate"] = _load_protocoltemplate
 LOADERS["database"] = _load_database
 
 
-def _load_toolchain(prefix: str, name: str) -> list[str]:
+def _load_toolchain(prefix: str, name: str, import_code: bool = True) -> list[str]:
     from .toolchain import Toolchain
 
     return [str(e) for e in Toolchain(prefix, name).errors]
 
 
-def _load_experiment(prefix: str, name: str) -> list[str]:
+def _load_experiment(prefix: str, name: str, import_code: bool = True) -> list[str]:
     from .experiment import Experiment
 
     return [str(e) for e in Experiment(prefix, name).errors]
@@ -401,8 +450,13 @@ def _noop(done: int, total: int, report: AssetReport) -> None:
     return None
 
 
-def check_asset(prefix: str, ref: AssetRef, schema: bool = True) -> AssetReport:
-    """Parse, schema-check (when ``schema``) and load one asset; collect its errors."""
+def check_asset(
+    prefix: str, ref: AssetRef, schema: bool = True, import_code: bool = True
+) -> AssetReport:
+    """Parse, schema-check (when ``schema``) and load one asset; collect its errors.
+
+    ``import_code=False`` reads user code without importing it (see :data:`LOADERS`).
+    """
     report = AssetReport(ref.kind, ref.name, ref.path)
     if ref.problem:
         report.errors.append(ref.problem)
@@ -434,7 +488,8 @@ def check_asset(prefix: str, ref: AssetRef, schema: bool = True) -> AssetReport:
     if loader is not None:
         try:
             # the toolchain and experiment classes repeat the schema errors: once is enough
-            report.errors.extend(e for e in loader(prefix, ref.name) if e not in report.errors)
+            errors = loader(prefix, ref.name, import_code)
+            report.errors.extend(e for e in errors if e not in report.errors)
         except Exception as exc:
             report.errors.append(f"cannot load {ref.kind} `{ref.name}': {_describe(exc)}")
     return report

@@ -24,7 +24,14 @@ import json
 import os
 import sys
 
-from .._core.errors import IndexFailed, InvalidExperiment, Problem, RunError, RunRefused
+from .._core.errors import (
+    AssetNameError,
+    IndexFailed,
+    InvalidExperiment,
+    Problem,
+    RunError,
+    RunRefused,
+)
 from .common import CommandError, add_prefix_option, resolve_prefix
 
 DEFAULT_FILE = "beat_backend.json"
@@ -374,11 +381,9 @@ def run(args) -> int:
             )
     except InvalidExperiment as exc:
         name = experiment if len(experiments) == 1 else exc.name
-        return refused(
-            RunRefused("invalid", f"experiment `{name}' is invalid:", exc.errors),
-            experiments,
-            args.json,
-        )
+        return refused(preflight.refuse_invalid(prefix, exc, name), experiments, args.json)
+    except AssetNameError as exc:  # an experiment name of the wrong form
+        return refused(preflight.refuse_name(prefix, exc), experiments, args.json)
     except RunRefused as exc:
         return refused(exc, experiments, args.json)
     except IndexFailed as exc:  # the view's code ran: a failure (1), not a refusal

@@ -2,19 +2,136 @@
 
 :func:`check_assets` looks at the whole closure of the planned experiments
 (every dataformat, library and algorithm, the code's ``Algorithm`` class,
-every database and its view classes, the toolchain) and raises
+every database with its view classes and protocol templates, the toolchain,
+the experiment file: :func:`~beat_backend._assets.closure.closure`), checks
+each asset once the way ``beat-backend check`` does
+(:func:`~beat_backend._assets.inventory.check_asset`) and raises
 :class:`~beat_backend._core.errors.RunRefused` listing every problem, with
-its file and field. Nothing here imports or runs user code.
+its file and field. :func:`refuse_invalid` does the same for an experiment
+that could not even be planned. Nothing here imports or runs user code: code
+is only parsed (:mod:`~beat_backend._assets.codecheck`).
+
+Schema-only violations (what the platform's JSON Schemas refuse but the
+reference backend loads and runs, prefix-and-hashing.md §2.1) do not stop a
+run: only what the asset classes refuse, or what would fail once the block
+starts, does. ``beat-backend check`` still reports them.
+
+An error that names another broken asset of the closure (an algorithm whose
+dataformat cannot be loaded, an experiment whose algorithm is invalid) is a
+consequence of that asset's own error: it is not repeated. Messages stay as
+the asset classes give them; :mod:`.hints` adds hint lines under them.
 """
 
 from __future__ import annotations
 
-from .._core.errors import RunRefused  # noqa: F401 - raised by the checks
+import os
+import re
+
+from .._assets.closure import closure
+from .._assets.inventory import AssetRef, check_asset
+from .._core.errors import AssetNameError, InvalidExperiment, Problem, RunRefused
+from . import hints as _hints
 from . import planner
 
-__all__ = ["check_assets"]
+__all__ = ["check_assets", "refuse_invalid", "refuse_name"]
+
+
+def _seeds(the_plan: planner.Plan) -> list[tuple[str, str]]:
+    exp = the_plan.experiment_object
+    if exp is None or getattr(exp, "storage", None) is not None:
+        return [("experiment", the_plan.experiment)]
+    seeds = [("algorithm", name) for name in exp.algorithms]  # built from a dict
+    seeds += [("database", name) for name in exp.databases]
+    if exp.toolchain is not None:
+        seeds.append(("toolchain", exp.toolchain.name))
+    return seeds
+
+
+def _located(ref: AssetRef, error: str) -> str:
+    """``<file>: <error>``, unless the error already names the asset's file (or code)."""
+    if ref.path and ref.path[: -len(".json")] in error:
+        return error
+    return f"{ref.path}: {error}"
+
+
+def _problems(
+    prefix: str, refs: list[AssetRef], experiment_errors: dict[str, list[str]]
+) -> tuple[list[Problem], set[str]]:
+    """Every problem of ``refs`` (each asset checked once), and the names of the assets
+    that have problems. An experiment's errors are ``experiment_errors[name]``."""
+    reports = []
+    for ref in refs:
+        if ref.kind == "experiment":
+            errors = list(experiment_errors.get(ref.name, ()))
+        else:
+            errors = check_asset(prefix, ref, schema=False, import_code=False).errors
+        reports.append((ref, errors))
+    broken = {ref.name for ref, errors in reports if errors}
+    context = _hints.Context(prefix)
+    problems: list[Problem] = []
+    culprits: set[str] = set()
+    for ref, errors in reports:
+        others = [f"`{name}'" for name in broken if name != ref.name]
+        given: set[str] = set()  # a hint is given once per file
+        for error in errors:
+            if any(other in error for other in others):
+                continue  # the other asset's own error says it
+            hints = [h for h in context.hints(ref, error) if h not in given]
+            given.update(hints)
+            problems.append(Problem(_located(ref, error), tuple(hints)))
+            culprits.add(ref.name)
+    return problems, culprits
+
+
+def _quoted(names: list[str]) -> str:
+    return ", ".join(f"`{name}'" for name in names)
 
 
 def check_assets(plans: list[planner.Plan]) -> None:
     """Raise ``RunRefused("assets", ...)`` when an asset of the plans' closure has a problem."""
-    return None
+    if not plans:
+        return
+    prefix = os.path.abspath(plans[0].prefix)
+    closures = [closure(prefix, _seeds(p)) for p in plans]
+    refs = list({(r.kind, r.name): r for refs in closures for r in refs}.values())
+    problems, culprits = _problems(prefix, refs, {})
+    if not problems:
+        return
+    affected = [
+        p.experiment for p, refs in zip(plans, closures) if culprits & {r.name for r in refs}
+    ]
+    if len(affected) == 1:
+        title = f"experiment `{affected[0]}' uses invalid assets:"
+    else:
+        title = f"experiments {_quoted(affected)} use invalid assets:"
+    raise RunRefused("assets", title, problems)
+
+
+def refuse_invalid(prefix: str, exc: InvalidExperiment, shown: str | None = None) -> RunRefused:
+    """The refusal of an experiment that cannot be planned, named ``shown`` (default its label).
+
+    Its own errors are given with its file; when assets of its closure have
+    problems, those come instead of the errors they cause (kind ``assets``),
+    else the experiment's errors alone (kind ``invalid``).
+    """
+    shown, prefix = shown or exc.name, os.path.abspath(prefix)
+    refs = closure(prefix, [("experiment", exc.name)])
+    problems, culprits = _problems(prefix, refs, {exc.name: exc.errors})
+    if not any(r.kind == "experiment" for r in refs):  # no file: the errors say so
+        close = tuple(_hints.Context(prefix).close_names("experiment", exc.name))
+        problems = [Problem(e, close) for e in exc.errors]
+    if culprits - {exc.name}:
+        return RunRefused("assets", f"experiment `{shown}' uses invalid assets:", problems)
+    return RunRefused("invalid", f"experiment `{shown}' is invalid:", problems)
+
+
+def refuse_name(prefix: str, exc: AssetNameError) -> RunRefused:
+    """The refusal of an experiment name of the wrong form (``invalid experiment label``)."""
+    hints = [
+        "an experiment is named <user>/<toolchain user>/<toolchain>/<version>/<name> "
+        "(or <user>/<toolchain>/<version>/<name> when both users are the same)"
+    ]
+    name = re.search(r"`(.*)'", str(exc))
+    if name:
+        hints += _hints.Context(os.path.abspath(prefix)).close_names("experiment", name[1])
+    return RunRefused("invalid", "invalid experiment name:", [Problem(str(exc), tuple(hints))])

@@ -254,8 +254,8 @@ def test_an_invalid_experiment_is_refused_in_text_and_json(prefix, tmp_path, cap
     captured = capsys.readouterr()
     expected = [
         f"experiment `{SMALL}' is invalid:",
-        "  * invalid JSON code: Expecting property name enclosed in double quotes: "
-        "line 1 column 22 (char 21)",
+        f"  * experiments/{SMALL}.json: invalid JSON code: Expecting property name "
+        "enclosed in double quotes: line 1 column 22 (char 21)",
     ]
     assert (captured.out, captured.err.splitlines()) == ("", expected)
     status, document = run_json(capsys, "--prefix", prefix, "--cache", cache, SMALL)

@@ -1,0 +1,185 @@
+"""Hint lines for the problems ``beat-backend run`` finds before anything runs.
+
+The messages stay as the asset classes give them (texts the spec and the
+platform define); a hint says what may be meant. :meth:`Context.hints` never
+raises: a hint it cannot work out is left out. Nothing here imports user code.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import json
+import os
+import re
+
+from .._assets.closure import asset_path
+from .._assets.codecheck import outline
+from .._assets.inventory import AssetRef, find_assets
+from .._format.types import BASE_TYPES
+
+__all__ = ["Context"]
+
+_UNKNOWN_TYPE = re.compile(r"declares an unknown type `([^'`]*)'")
+_NAMED = re.compile(
+    r"(dataformat|algorithm|database|library|protocol template|toolchain) "
+    r"`([\w.-]+(?:/[\w.-]+)+)'"
+)
+_PARAMETER = re.compile(r"^(/[^:]*)/([^/:]+): cannot convert value `.*' to required type: '(.*)'$")
+_VIEW = re.compile(r"^view class `([^'`]*)' of set .* not found in (.+)$")
+_CLASS = re.compile(r"^class `Algorithm' of algorithm `[^'`]*' not found in (.+)$")
+_METHOD = re.compile(
+    r"^class `Algorithm' of algorithm `[^'`]*' \((.+), line \d+\) has no method `(\w+)'"
+)
+_SYNTAX = re.compile(r"SyntaxError: .* \((.+), line (\d+)\)$")
+_KINDS = {"protocol template": "protocoltemplate"}
+
+
+def _did_you_mean(word: str, choices, cutoff: float = 0.6) -> str | None:
+    close = difflib.get_close_matches(word, list(choices), n=2, cutoff=cutoff)
+    if not close:
+        return None
+    return "did you mean " + " or ".join(f"`{c}'" for c in close) + "?"
+
+
+class Context:
+    """What hints need from a prefix, read once and only when needed."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self._names: dict[str, list[str]] = {}
+        self._declarations: dict[tuple[str, str], object] = {}
+
+    def names(self, kind: str) -> list[str]:
+        """Names of the assets of ``kind`` in the prefix."""
+        if kind not in self._names:
+            found = find_assets(self.prefix, kinds=(kind,))
+            self._names[kind] = [r.name for r in found if not r.problem]
+        return self._names[kind]
+
+    def declaration(self, kind: str, name: str):
+        """The raw declaration of an asset (``None`` if it cannot be read)."""
+        key = (kind, name)
+        if key not in self._declarations:
+            path = asset_path(self.prefix, kind, name)
+            data = None
+            if path is not None:
+                try:
+                    with open(os.path.join(self.prefix, path), encoding="utf-8") as f:
+                        data = json.load(f)
+                except (OSError, ValueError):
+                    pass
+            self._declarations[key] = data
+        return self._declarations[key]
+
+    def close_names(self, kind: str, name: str) -> list[str]:
+        """``did you mean ...?`` for ``name`` among the assets of ``kind`` (or nothing)."""
+        close = _did_you_mean(name, self.names(kind), cutoff=0.85)  # names share their user
+        return [close] if close else []
+
+    def hints(self, ref: AssetRef, error: str) -> list[str]:
+        """Hint lines for ``error`` of asset ``ref``."""
+        found: list[str] = []
+        for rule in (
+            _type_hints,
+            _missing_hints,
+            _parameter_hints,
+            _class_hints,
+            _method_hints,
+            _syntax_hints,
+        ):
+            try:
+                found += [h for h in rule(self, ref, error) if h not in found]
+            except Exception:  # a hint is a bonus: never a reason to fail
+                continue
+        return found
+
+
+def _type_hints(ctx: Context, ref: AssetRef, error: str) -> list[str]:
+    match = _UNKNOWN_TYPE.search(error)
+    if match is None:
+        return []
+    hint = _did_you_mean(match.group(1), BASE_TYPES)
+    if hint is None:
+        return ["a field type is a base type (" + ", ".join(BASE_TYPES) + ") or a dataformat"]
+    return [hint]
+
+
+def _missing_hints(ctx: Context, ref: AssetRef, error: str) -> list[str]:
+    """For every asset the error names that does not exist: the close names."""
+    found = []
+    for word, name in _NAMED.findall(error):
+        kind = _KINDS.get(word, word)
+        if name == ref.name or asset_path(ctx.prefix, kind, name) is not None:
+            continue
+        close = "".join(f"; {c}" for c in ctx.close_names(kind, name))
+        found.append(f"there is no {word} `{name}' in the prefix{close}")
+    return found
+
+
+def _algorithm_at(ctx: Context, experiment: str, pointer: str) -> str:
+    """The algorithm of the item of ``experiment`` a parameter pointer is under."""
+    parts = pointer.strip("/").split("/")
+    if parts[0] == "globals":
+        return "/".join(parts[1:])
+    data = ctx.declaration("experiment", experiment)
+    entry = data[{"analyzer": "analyzers"}.get(parts[0], parts[0])][parts[1]]
+    if parts[0] == "loops":  # /loops/<loop>/<processor|evaluator>_parameters
+        return entry[parts[2].split("_", 1)[0] + "_algorithm"]
+    return entry["algorithm"]
+
+
+def _parameter_hints(ctx: Context, ref: AssetRef, error: str) -> list[str]:
+    """An undeclared parameter (the reason is the parameter's name): the declared ones."""
+    match = _PARAMETER.match(error)
+    if match is None or ref.kind != "experiment" or match.group(2) != match.group(3):
+        return []
+    parameter = match.group(2)
+    algorithm = _algorithm_at(ctx, ref.name, match.group(1))
+    declared = (ctx.declaration("algorithm", algorithm) or {}).get("parameters") or {}
+    if parameter in declared:
+        return []
+    names = ", ".join(declared) or "none"
+    return [f"`{parameter}' is not a parameter of {algorithm} (declared: {names})"]
+
+
+def _class_names(ctx: Context, path: str) -> tuple[str, list[str]]:
+    relative = os.path.relpath(path, ctx.prefix)
+    shown = path if relative.startswith(os.pardir) else relative.replace(os.sep, "/")
+    return shown, sorted(outline(path).classes)
+
+
+def _class_hints(ctx: Context, ref: AssetRef, error: str) -> list[str]:
+    match = _VIEW.match(error)
+    wanted = match.group(1) if match else "Algorithm"
+    match = match or _CLASS.match(error)
+    if match is None:
+        return []
+    shown, classes = _class_names(ctx, match.group(match.lastindex))
+    if not classes:
+        return [f"{shown} defines no class"]
+    found = [f"the classes of {shown} are: {', '.join(classes)}"]
+    close = _did_you_mean(wanted, classes)
+    return [close, *found] if close else found
+
+
+def _method_hints(ctx: Context, ref: AssetRef, error: str) -> list[str]:
+    match = _METHOD.match(error)
+    if match is None:
+        return []
+    cls = outline(match.group(1)).classes["Algorithm"]
+    methods = [n.name for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    close = _did_you_mean(match.group(2), methods)
+    return [close] if close else []
+
+
+def _syntax_hints(ctx: Context, ref: AssetRef, error: str) -> list[str]:
+    match = _SYNTAX.search(error)
+    if match is None:
+        return []
+    path, line = match.group(1), int(match.group(2))
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = f.read().splitlines()
+    if not 1 <= line <= len(lines):
+        return []
+    return [f"line {line}: {lines[line - 1].strip()}"]

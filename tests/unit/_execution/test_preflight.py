@@ -1,0 +1,146 @@
+"""What ``run`` checks before anything starts (beat_backend._execution.preflight, .hints)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from _paths import EXAMPLE_PREFIX
+
+from beat_backend._assets.inventory import AssetRef
+from beat_backend._core.errors import AssetNameError, InvalidExperiment, RunRefused
+from beat_backend._execution import planner, preflight
+from beat_backend._execution.hints import Context
+
+SMALL = "example/example/two_classes/1/linear_small"
+LINEAR = "example/example/two_classes/1/linear"
+TUNE = "example/example/threshold_loop/1/tune"
+
+
+@pytest.fixture
+def prefix(tmp_path):
+    root = tmp_path / "prefix"
+    shutil.copytree(EXAMPLE_PREFIX, root)
+    return root
+
+
+def edit_json(path, change):
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def plans(prefix, tmp_path, *names):
+    return [planner.plan(str(prefix), n, str(tmp_path / "cache")) for n in names]
+
+
+def refusal(prefix, tmp_path, name=SMALL) -> RunRefused:
+    with pytest.raises(InvalidExperiment) as info:
+        planner.plan(str(prefix), name, str(tmp_path / "cache"))
+    return preflight.refuse_invalid(str(prefix), info.value)
+
+
+def test_the_bundled_and_golden_experiments_pass(prefix, tmp_path, golden_prefix):
+    assert preflight.check_assets(plans(prefix, tmp_path, SMALL, LINEAR, TUNE)) is None
+    golden = [planner.plan(str(golden_prefix), "golden/golden/pipeline/1/run1", str(tmp_path))]
+    assert preflight.check_assets(golden) is None  # golden/legacy_str/1 is not used
+    assert preflight.check_assets([]) is None
+
+
+def test_an_asset_several_experiments_use_is_reported_once(prefix, tmp_path):
+    score = prefix / "dataformats/example/score/1.json"
+    score.write_text(score.read_text().replace('"float64"', '"float46"'))
+    with pytest.raises(RunRefused) as info:
+        preflight.check_assets(plans(prefix, tmp_path, SMALL, TUNE))
+    assert info.value.kind == "assets"
+    assert info.value.title == f"experiments `{SMALL}', `{TUNE}' use invalid assets:"
+    [problem] = info.value.problems
+    assert problem.message.startswith("dataformats/example/score/1.json: FormatTypeError: ")
+    assert problem.hints == ("did you mean `float64' or `float32'?",)
+
+
+def test_schema_only_violations_do_not_stop_a_run(prefix, tmp_path):
+    # a `bytes' field: refused by the platform schema, loaded by the reference backend
+    edit_json(prefix / "dataformats/example/score/1.json", lambda d: d.update(extra="bytes"))
+    assert preflight.check_assets(plans(prefix, tmp_path, SMALL)) is None
+
+
+def test_errors_caused_by_a_broken_asset_are_not_repeated(prefix, tmp_path):
+    (prefix / "databases/synthetic/1.json").write_text('{"protocols": ')
+    refused = refusal(prefix, tmp_path)
+    assert refused.kind == "assets"
+    assert [p.message for p in refused.problems] == [
+        "`databases/synthetic/1.json' is not valid JSON: Expecting value: line 1 column 15 "
+        "(char 14)"
+    ]  # and not "/datasets/train: database `synthetic/1' is invalid"
+
+
+def test_a_missing_experiment_file(prefix, tmp_path):
+    refused = refusal(prefix, tmp_path, "example/example/two_classes/1/nope")
+    assert (refused.kind, [p.message for p in refused.problems]) == (
+        "invalid",
+        ["Experiment declaration file not found: example/example/two_classes/1/nope"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "pointer", "algorithm", "declared"),
+    [
+        (
+            lambda d: d["globals"].update({"example/train_linear/1": {"method": "lda", "reg": 1}}),
+            "/globals/example/train_linear/1/reg",
+            "example/train_linear/1",
+            "regularization, method",
+        ),
+        (
+            lambda d: d["analyzers"]["analysis"].update(parameters={"treshold": 0.5}),
+            "/analyzer/analysis/parameters/treshold",
+            "example/accuracy/1",
+            "none",
+        ),
+        (
+            lambda d: d["loops"]["tune"]["evaluator_parameters"].update(max_eror=0.1),
+            "/loops/tune/evaluator_parameters/max_eror",
+            "example/threshold_evaluator/1",
+            "max_error, max_attempts",
+        ),
+    ],
+)
+def test_an_undeclared_parameter_gets_the_declared_ones(
+    prefix, tmp_path, change, pointer, algorithm, declared
+):
+    edit_json(prefix / f"experiments/{TUNE}.json", change)
+    refused = refusal(prefix, tmp_path, TUNE)
+    [problem] = refused.problems
+    parameter = pointer.rsplit("/", 1)[1]
+    assert problem.message.startswith(f"experiments/{TUNE}.json: {pointer}: cannot convert value")
+    assert problem.hints == (
+        f"`{parameter}' is not a parameter of {algorithm} (declared: {declared})",
+    )
+
+
+def test_hints_never_fail(prefix):
+    context = Context(str(prefix))
+    ref = AssetRef("experiment", SMALL, f"experiments/{SMALL}.json")
+    # the pointer names an item the experiment lacks: no hint, no exception
+    error = "/blocks/nope/parameters/x: cannot convert value `1' to required type: 'x'"
+    assert context.hints(ref, error) == []
+    error = "dataformat `u/f/1': field `x' declares an unknown type `qwertyuiop' (...)"
+    [hint] = context.hints(AssetRef("dataformat", "u/f/1", "dataformats/u/f/1.json"), error)
+    assert hint.startswith("a field type is a base type (int8, ")
+    error = "/datasets/train: database `synthetic/2' is invalid"
+    assert context.hints(ref, error) == [
+        "there is no database `synthetic/2' in the prefix; did you mean `synthetic/1'?"
+    ]
+    error = "/datasets/train: database `zzz/1' is invalid"
+    assert context.hints(ref, error) == ["there is no database `zzz/1' in the prefix"]
+
+
+def test_a_name_of_the_wrong_form(prefix):
+    error = AssetNameError(f"invalid experiment label: `{SMALL}/x'")
+    refused = preflight.refuse_name(str(prefix), error)
+    assert (refused.kind, refused.title) == ("invalid", "invalid experiment name:")
+    [problem] = refused.problems
+    assert problem.hints[1:] == (f"did you mean `{SMALL}' or `{LINEAR}'?",)
+    assert preflight.refuse_name(str(prefix), AssetNameError("odd")).problems[0].message == "odd"
