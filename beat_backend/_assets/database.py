@@ -4,13 +4,24 @@
 ``self._load(data, dataformat_cache)`` — the BEAT platform subclasses this
 class and overrides ``_load`` (platform-client.md §4). Database code is always
 Python (``<prefix>/databases/<name>/<version>.py``, never in a hashed folder).
+
+:class:`IndexFingerprint` (``Database.index_fingerprint``) records what a set's
+index file is built from, so that ``beat-backend run`` can tell an index built
+from another state of the database (beyond BEAT: the platform's dataset hashes
+name the database, protocol and set only).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
+import os
 
 from .._core.errors import AssetNameError
+from .._core.hashing import hashFileContents
+from .._core.jsonio import canonical_dumps
+from .._core.names import sha256_hex
 from . import storage as _storage
 from .common import DeclaredAsset
 from .loader import load_module
@@ -252,6 +263,46 @@ class Database(DeclaredAsset):
             dataformat_cache=dict(self.dataformats),
         )
 
+    def index_fingerprint(
+        self, protocol: str, name: str, root_folder: str | None = None
+    ) -> IndexFingerprint:
+        """What the index file of set ``name`` of ``protocol`` is built from.
+
+        The declaration parts that determine the set (root folder — ``root_folder``
+        when the indexer overrides it —, view class and parameters, the set's
+        outputs, and the set's template: for schema v2 the protocol template's
+        declaration), the view code, and the libraries the view uses: databases
+        declare none (their schemas have no ``uses``), so that part is empty.
+        The description and the other sets' views do not count. Raises
+        ``KeyError`` for an unknown protocol or set.
+        """
+        definition = self.view_definition(protocol, name)
+        if self.schema_version == 1:
+            template = definition.get("template")
+        else:
+            template_name = self.protocol(protocol)["template"]
+            data = self._template(template_name).data or {}
+            template = {
+                "name": template_name,
+                "declaration": {k: v for k, v in data.items() if k != "description"},
+            }
+        parts = {
+            "root_folder": root_folder if root_folder is not None else declared_root(self),
+            "view": definition.get("view"),
+            "parameters": definition.get("parameters", {}),
+            "outputs": definition.get("outputs", {}),
+            "template": template,
+        }
+        code_path = self.storage.code.path
+        code = hashFileContents(code_path) if os.path.isfile(code_path) else ""
+        return IndexFingerprint(
+            self.name,
+            protocol,
+            name,
+            {key: sha256_hex(canonical_dumps(value)) for key, value in parts.items()},
+            code,
+        )
+
     # -- operations ---------------------------------------------------------
 
     def export(self, prefix: str) -> None:
@@ -263,6 +314,82 @@ class Database(DeclaredAsset):
         for dataformat in self.dataformats.values():
             dataformat.export(prefix)
         self.write(Storage(prefix, self.name))
+
+
+def declared_root(database: Database):
+    """The ``root_folder`` of the declaration (``None`` when absent)."""
+    data = database.data
+    return data.get("root_folder") if isinstance(data, dict) else None
+
+
+#: how :meth:`IndexFingerprint.changes` names the declaration parts
+DECLARATION_PARTS = {
+    "root_folder": "root folder",
+    "view": "view class",
+    "parameters": "view parameters",
+    "outputs": "set outputs",
+    "template": "protocol template",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexFingerprint:
+    """What one index file was built from (beyond BEAT; see ``Database.index_fingerprint``).
+
+    ``declaration`` maps each declaration part (:data:`DECLARATION_PARTS`) to
+    the SHA-256 of its canonical JSON, ``code`` is the SHA-256 of the view
+    code file, ``libraries`` (library name -> hash) is always empty: databases
+    declare no libraries. Stored as JSON beside the index
+    (:meth:`to_bytes` / :meth:`from_bytes`).
+    """
+
+    #: the ``format`` of the stored JSON
+    FORMAT = "beat_backend index fingerprint 1"
+
+    database: str
+    protocol: str
+    set: str
+    declaration: dict
+    code: str
+    libraries: dict = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"format": self.FORMAT, **dataclasses.asdict(self)}
+
+    def to_bytes(self) -> bytes:
+        """The sidecar's bytes (indented JSON, sorted keys, a final newline)."""
+        return (json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> IndexFingerprint:
+        """Parse :meth:`to_bytes`' output; ``ValueError`` if it is not a fingerprint of ours."""
+        try:
+            obj = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ValueError(f"not JSON ({exc})") from None
+        if not isinstance(obj, dict) or obj.get("format") != cls.FORMAT:
+            found = obj.get("format") if isinstance(obj, dict) else None
+            raise ValueError(f"unknown fingerprint format {found!r} (expected {cls.FORMAT!r})")
+        fields = {f.name: obj.get(f.name) for f in dataclasses.fields(cls)}
+        texts = all(isinstance(fields[k], str) for k in ("database", "protocol", "set", "code"))
+        maps = all(isinstance(fields[k], dict) for k in ("declaration", "libraries"))
+        if not (texts and maps):
+            raise ValueError("malformed fingerprint (missing or mistyped fields)")
+        return cls(**fields)
+
+    def changes(self, current: IndexFingerprint) -> list[str]:
+        """What differs in ``current``: ``declaration (<parts>)``, ``code``, ``libraries``."""
+        changed = []
+        parts = sorted(set(self.declaration) | set(current.declaration))
+        differ = [p for p in parts if self.declaration.get(p) != current.declaration.get(p)]
+        if differ:
+            names = ", ".join(DECLARATION_PARTS.get(p, p) for p in differ)
+            changed.append(f"declaration ({names})")
+        if self.code != current.code:
+            changed.append("code")
+        if self.libraries != current.libraries:
+            changed.append("libraries")
+        return changed
 
 
 class View:

@@ -12,7 +12,11 @@ The one owner of what a cache file set is on disk:
   :func:`temporary_pid`): no reader glob (``P.*``, ``P*.index``) matches a
   name that starts with a dot. A set's publication is serialised by the
   hidden lock file ``.<data file name>.lock`` (:func:`lock_name`,
-  :func:`is_lock_name`).
+  :func:`is_lock_name`). Beside a database index file ``<I>.db``, ours may
+  write its fingerprint ``<I>.db.fingerprint`` (:func:`fingerprint_filename`,
+  :func:`fingerprinted_index`; beyond BEAT): no platform glob (``*.data``,
+  ``*.index``, ``*.checksum``, ``P.*`` of an output, the ``.db`` paths)
+  matches it.
 * **Completeness.** :func:`is_complete_set` (the four files of one set
   exist) and :class:`OutputFiles`, the files of one output with the
   planner's verdict (:meth:`~OutputFiles.incomplete_reason`) and the
@@ -46,6 +50,9 @@ _TEMPORARY = re.compile(r"^\.(?P<final>.+)\.(?P<pid>\d+)\.(?P<token>[0-9a-f]+)\.
 _LOCK = re.compile(r"^\..+\.lock$")
 
 CHECKSUM = ".checksum"
+#: a database index file, and the suffix of its fingerprint sidecar
+INDEX_DB = ".db"
+FINGERPRINT = ".fingerprint"
 
 
 # -- naming ---------------------------------------------------------------------------------
@@ -111,6 +118,18 @@ def read_checksum(path: str) -> str:
     """The hexadecimal digest held by a checksum file (whitespace stripped)."""
     with open(path, encoding="ascii", errors="replace") as f:
         return f.read().strip()
+
+
+def fingerprint_filename(index_file: str) -> str:
+    """The fingerprint sidecar of a database index file (``<I>.db`` -> ``<I>.db.fingerprint``)."""
+    return index_file + FINGERPRINT
+
+
+def fingerprinted_index(path: str) -> str | None:
+    """The index file a sidecar ``<I>.db.fingerprint`` belongs to; ``None`` for any other name."""
+    if path.endswith(INDEX_DB + FINGERPRINT) and not os.path.basename(path).startswith("."):
+        return path[: -len(FINGERPRINT)]
+    return None
 
 
 def temporary_name(final: str) -> str:

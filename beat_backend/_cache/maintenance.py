@@ -11,12 +11,16 @@ they never print; progress goes through an optional callback
   records of the data file, and that split sets are contiguous. Each output is
   ``ok``, ``corrupt`` (a file disagrees with its checksum or its companion) or
   ``incomplete`` (a file of a set is missing: a crashed or running writer).
-  Database index files (``*.db``) are ``ok`` when they hold a JSON array.
+  Database index files (``*.db``) are ``ok`` when they hold a JSON array and
+  their fingerprint sidecar (``*.db.fingerprint``, ours), if any, is one;
+  a malformed sidecar is ``corrupt``, an orphan one (its index is gone)
+  ``incomplete``.
 * :func:`collect_garbage` removes hidden temporaries
   (``.<final>.<pid>.<token>.tmp``) whose writer is gone — the pid is not a
   live process of this machine (zombies and reused pids count as gone) *and*
   the file is not locked (a sink ``flock``-s its temporaries) — stale
-  publication locks, and empty folders.
+  publication locks, orphan fingerprint sidecars (their index file is gone)
+  and empty folders.
 """
 
 from __future__ import annotations
@@ -29,10 +33,13 @@ import os
 import time
 from collections.abc import Callable
 
+from .._assets.database import IndexFingerprint
 from .._core.errors import CacheError
 from .datafile import file_sha256, read_header, scan_records
 from .fileset import (
+    INDEX_DB,
     OutputFiles,
+    fingerprinted_index,
     index_filename,
     is_lock_name,
     parse_range,
@@ -100,14 +107,17 @@ def _walk_files(root: str):
 
 
 def find_outputs(root: str) -> dict[str, list[str]]:
-    """Output base (relative, no extension) → its set files, plus ``*.db`` index files."""
+    """Output base (relative, no extension) → its set files, plus ``*.db`` index files
+    (→ the index and its fingerprint sidecar, either may be missing)."""
     outputs: dict[str, list[str]] = {}
     for relative in _walk_files(root):
         parsed = parse_set_file(relative)
         if parsed is not None:
             outputs.setdefault(parsed.base, []).append(relative)
-        elif relative.endswith(".db"):
-            outputs[relative] = [relative]
+        elif relative.endswith(INDEX_DB):
+            outputs.setdefault(relative, []).append(relative)
+        elif (index := fingerprinted_index(relative)) is not None:
+            outputs.setdefault(index, []).append(relative)
     return dict(sorted(outputs.items()))
 
 
@@ -165,6 +175,30 @@ def verify_file_set(data_file: str) -> None:
         )
 
 
+def _verify_index_db(root: str, base: str, files: list[str], status: OutputStatus) -> None:
+    """A database index file (a JSON array) and its fingerprint sidecar, if any."""
+    sidecars = [f for f in files if f != base]
+    if base not in files:
+        status.status = INCOMPLETE
+        gone = f"its index file `{base}' is gone (gc removes it)"
+        status.problems += [f"`{sidecar}': {gone}" for sidecar in sidecars]
+        return
+    try:
+        with open(os.path.join(root, base), "rb") as f:
+            entries = json.loads(f.read().decode("utf-8"))
+        if not isinstance(entries, list):
+            raise ValueError("not a JSON array")
+    except (OSError, ValueError) as exc:
+        status.status, status.problems = CORRUPT, [f"`{base}': {exc}"]
+    for sidecar in sidecars:
+        try:
+            with open(os.path.join(root, sidecar), "rb") as f:
+                IndexFingerprint.from_bytes(f.read())
+        except (OSError, ValueError) as exc:
+            status.status = CORRUPT
+            status.problems.append(f"`{sidecar}': {exc}")
+
+
 class _Empty(bytes):
     """An empty buffer usable as a context manager (an empty file cannot be mapped)."""
 
@@ -188,14 +222,8 @@ def verify_output(root: str, base: str, files: list[str] | None = None) -> Outpu
     if files is None:
         files = find_outputs(root).get(base, [])
     status = OutputStatus(base, OK, files=len(files))
-    if base.endswith(".db"):
-        try:
-            with open(os.path.join(root, base), "rb") as f:
-                entries = json.loads(f.read().decode("utf-8"))
-            if not isinstance(entries, list):
-                raise ValueError("not a JSON array")
-        except (OSError, ValueError) as exc:
-            status.status, status.problems = CORRUPT, [f"`{base}': {exc}"]
+    if base.endswith(INDEX_DB):
+        _verify_index_db(root, base, files, status)
         return status
     output = OutputFiles.of(base, files)
     if not output.data:
@@ -350,11 +378,14 @@ def collect_garbage(
             except OSError:
                 continue
         for name in sorted(filenames):
-            if temporary_pid(name) is not None or is_lock_name(name):
-                candidates.append(os.path.join(dirpath, name))
+            path = os.path.join(dirpath, name)
+            if temporary_pid(name) is not None or is_lock_name(name) or _orphan_sidecar(path):
+                candidates.append(path)
     for done, path in enumerate(candidates, start=1):
         relative = os.path.relpath(path, root)
-        if is_lock_name(os.path.basename(path)):
+        if fingerprinted_index(path) is not None:
+            gone = _orphan_sidecar(path)
+        elif is_lock_name(os.path.basename(path)):
             gone = not _locked(path)
         else:
             gone = not writer_alive(path)
@@ -384,6 +415,12 @@ def collect_garbage(
         report.folders.append(relative)
         gone_entries.add(relative)
     return report
+
+
+def _orphan_sidecar(path: str) -> bool:
+    """Whether ``path`` is a fingerprint sidecar whose index file is gone."""
+    index = fingerprinted_index(path)
+    return index is not None and not os.path.lexists(index)
 
 
 def _remove_stale(path: str) -> bool:

@@ -4,7 +4,8 @@
 agrees with its data file) and reports each output ``ok``, ``corrupt`` or
 ``incomplete``; exit status 1 if anything is wrong. ``gc`` removes the hidden
 temporary files of writers that are gone (never one a live writer owns),
-stale publication locks and empty folders. Progress goes to stderr.
+stale publication locks, orphan index fingerprints (``*.db.fingerprint``
+whose index is gone) and empty folders. Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     _add_cache_option(verify)
     verify.add_argument("--json", action="store_true", help="print one JSON document")
     gc = actions.add_parser(
-        "gc", help="remove temporaries whose writer is gone, stale locks and empty folders"
+        "gc",
+        help="remove temporaries whose writer is gone, stale locks, orphan index fingerprints "
+        "and empty folders",
     )
     _add_cache_option(gc)
     gc.add_argument("--dry-run", action="store_true", help="only list what would be removed")

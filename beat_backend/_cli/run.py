@@ -6,8 +6,9 @@ common. ``--launcher dask`` runs the blocks on a Dask cluster.
 
 Exit status: 0 when every block ran or was cached, 1 when a block failed
 (or a dataset's index could not be built: the view's code ran and failed),
-2 on usage errors, an invalid experiment or a cache the Dask workers cannot
-see (nothing is run then).
+2 on usage errors, an invalid experiment, a stale database index file (its
+database changed since it was built: ``--reindex`` rebuilds it) or a cache the
+Dask workers cannot see (nothing is run then).
 
 With ``--json``, a failed block's entry holds its ``user_error`` and
 ``system_error`` (the platform's texts), the ``location`` of the failure in
@@ -81,7 +82,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="with --launcher dask: the scheduler (e.g. tcp://host:8786; default: a "
         "LocalCluster of one worker per core)",
     )
-    parser.add_argument("--force", action="store_true", help="re-run blocks even if cached")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="re-run blocks even if cached (and rebuild the database index files they read)",
+    )
+    parser.add_argument(
+        "--reindex",
+        action="store_true",
+        help="rebuild the stale database index files (their database changed since they were "
+        "built) and rerun the blocks that read them and everything downstream",
+    )
     parser.add_argument(
         "--dry-run", action="store_true", help="print the plan (what runs, what is cached, why)"
     )
@@ -190,7 +201,7 @@ class _Progress:
             self.several = len(details.get("plans") or ()) > 1
         elif event == "index":
             d = details["dataset"]
-            self._line(f"indexing {d.database} {d.protocol}/{d.set}")
+            self._line(f"{'reindexing' if d.exists else 'indexing'} {d.label}")
         elif event == "start":
             label = self._label(details["item"].name, details)
             self.running.append(label)
@@ -326,13 +337,33 @@ def print_plan(the_plan, stream=None) -> None:
     print(f"cache      {the_plan.cache_root}", file=stream)
     for d in the_plan.missing_indexes:
         print(f"index      {d.database} {d.protocol}/{d.set} -> {d.path}", file=stream)
+    print_indexes(the_plan, stream)
+    refused = {d.hash for d in the_plan.stale_indexes} - {d.hash for d in the_plan.rebuilds}
     for item in the_plan.items:
         what = "cached" if item.cached else f"run ({item.reason})"
+        if refused & {d.hash for d in item.dataset_indexes}:
+            what += ", reads a stale index"
         print(f"\n{item.name} [{item.kind}] {what}", file=stream)
         if item.dependencies:
             print(f"  after   {', '.join(item.dependencies)}", file=stream)
         for output in item.outputs:
             print(f"  output  {output.label} -> {output.path}", file=stream)
+
+
+def print_indexes(the_plan, stream) -> None:
+    """The plan's stale, unverified and rebuilt index files (``--dry-run``)."""
+    rebuilt = {d.hash for d in the_plan.rebuilds}
+    for d in the_plan.stale_indexes:
+        print(f"stale      {d.label} -> {d.path}", file=stream)
+        print(f"{'':13}changed: {', '.join(d.changes)}", file=stream)
+        if d.hash not in rebuilt:
+            reruns = ", ".join(the_plan.reindex_reruns(d.hash)) or "nothing else"
+            print(f"{'':13}the run refuses it: a new database version, or --reindex", file=stream)
+            print(f"{'':13}--reindex rebuilds it and reruns: {reruns}", file=stream)
+    for d in the_plan.unverified_indexes:
+        print(f"unverified {d.label} -> {d.path} (no fingerprint: trusted)", file=stream)
+    for d in the_plan.rebuilds:
+        print(f"reindex    {d.label} -> {d.path}", file=stream)
 
 
 def run(args) -> int:
@@ -353,7 +384,10 @@ def run(args) -> int:
         if args.dry_run:
             plans = []
             for experiment in experiments:
-                the_plan = planner.plan(prefix, experiment, cache, force=args.force)
+                force = {args.block} if args.block and args.force else args.force
+                the_plan = planner.plan(
+                    prefix, experiment, cache, force=force, reindex=args.reindex
+                )
                 if args.block:
                     the_plan.block(args.block)  # RunError for an unknown block
                 plans.append(the_plan)
@@ -376,6 +410,7 @@ def run(args) -> int:
                 force=args.force,
                 only=args.block,
                 with_deps=args.with_deps,
+                reindex=args.reindex,
                 launcher=launcher,
                 progress=_Progress() if not args.json else (lambda event, **kw: None),
             )

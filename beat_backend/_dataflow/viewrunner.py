@@ -99,15 +99,18 @@ class Runner:
 
     def index(self, filename: str) -> None:
         """Index the content of the view into the index file ``filename``."""
+        write_index(filename, self.index_text())
+
+    def index_text(self) -> str:
+        """The text of the view's index file (what :meth:`index` writes)."""
         parameters = self.definition.get("parameters", {})
         objs = run(self.obj, "index", self.exc, self.root_folder, parameters)
         if not isinstance(objs, list):
             raise self.exc("index() didn't return a list")
         try:
-            text = dumps_index(objs)
+            return dumps_index(objs)
         except (TypeError, ValueError) as e:
             raise self.exc(f"index() returned entries that cannot be written as JSON: {e}") from e
-        write_index(filename, text)
 
     def setup(
         self,

@@ -8,7 +8,8 @@ Implements toolchains-and-experiments.md §3–§6 and §4.4:
   :class:`PlanItem` per block, loop and analyzer, in the platform's execution
   order, each with its configuration (§4.1, byte-compatible), its runner
   configuration (§4.4), its output cache paths, the database index files it
-  reads and whether it is ``cached`` or must ``run`` (and why);
+  reads and whether it is ``cached`` or must ``run`` (and why), and the state
+  of each index file against its database (``staleness``; beyond BEAT);
 * :func:`write_runner_dir` / :func:`write_provider_dir` write the directories
   the ``execute`` / ``loop_execute`` and ``databases_provider`` scripts receive.
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .._assets.experiment import Experiment, InvalidExperiment
@@ -30,6 +31,7 @@ from .._cache.fileset import OutputFiles, output_paths
 from .._core.errors import RunError
 from .._core.hashing import hashDataset
 from .._core.names import to_path
+from . import staleness
 from .config import convert_experiment_configuration_to_container
 
 __all__ = [
@@ -86,6 +88,16 @@ class DatasetIndex:
     path: str
     #: whether the file existed in the cache when the plan was made
     exists: bool = False
+    #: the file against its database (beyond BEAT): ``""`` (no file), ``verified``,
+    #: ``unverified`` (no fingerprint) or ``stale`` (see ``staleness.index_state``)
+    fingerprint: str = ""
+    #: what changed since a ``stale`` index was built (``declaration (<parts>)``, ``code``)
+    changes: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """``<database> <protocol>/<set>``."""
+        return f"{self.database} {self.protocol}/{self.set}"
 
 
 @dataclass
@@ -175,6 +187,8 @@ class Plan:
     datasets: tuple[DatasetIndex, ...]
     #: the validated experiment (holds the algorithm/database objects)
     experiment_object: Any = field(default=None, repr=False, compare=False)
+    #: existing index files to build again before running (``reindex``, or read by a forced item)
+    rebuilds: tuple[DatasetIndex, ...] = ()
 
     def __iter__(self):
         return iter(self.items)
@@ -209,6 +223,23 @@ class Plan:
         """Dataset index files absent from the cache (build them before running)."""
         return [d for d in self.datasets if not d.exists]
 
+    @property
+    def stale_indexes(self) -> list[DatasetIndex]:
+        """Index files built from another state of their database."""
+        return [d for d in self.datasets if d.fingerprint == staleness.STALE]
+
+    @property
+    def unverified_indexes(self) -> list[DatasetIndex]:
+        """Index files without a fingerprint (the platform's, an older version's): trusted."""
+        return [d for d in self.datasets if d.fingerprint == staleness.UNVERIFIED]
+
+    def reindex_reruns(self, dataset_hash: str) -> list[str]:
+        """The items rebuilding that index reruns: its readers and everything downstream."""
+        reached = {i.name for i in self.items if dataset_hash in _hashes(i.dataset_indexes)}
+        for name in list(reached):
+            reached.update(self.downstream(name))
+        return [n for n in self.names if n in reached]
+
     def upstream(self, name: str) -> list[str]:
         """Every item ``name`` needs, transitively, in execution order (``name`` excluded)."""
         needed: set[str] = set()
@@ -242,6 +273,12 @@ class Plan:
                     "set": d.set,
                     "path": d.path,
                     "exists": d.exists,
+                    "fingerprint": d.fingerprint,
+                    "changes": list(d.changes),
+                    "rebuild": d in self.rebuilds,
+                    "reindex_reruns": (
+                        self.reindex_reruns(d.hash) if d.fingerprint == staleness.STALE else []
+                    ),
                 }
                 for d in self.datasets
             ],
@@ -291,8 +328,49 @@ def _index(cache_root: str, database: str, protocol: str, set_name: str) -> Data
     return DatasetIndex(database, protocol, set_name, h, path, exists)
 
 
+def _hashes(indexes: Iterable[DatasetIndex]) -> set[str]:
+    return {d.hash for d in indexes}
+
+
+def _checked(index: DatasetIndex, cache_root: str, databases: dict) -> DatasetIndex:
+    """``index`` with its fingerprint state (``staleness.index_state``)."""
+    database = databases.get(index.database)
+    if database is None or not index.exists:
+        return index
+    state, changes = staleness.index_state(
+        cache_root, index.path, database, index.protocol, index.set
+    )
+    return replace(index, fingerprint=state, changes=changes)
+
+
+def _index_reason(
+    item: PlanItem, cache_root: str, renewed: set[str], read: Iterable[DatasetIndex]
+) -> str:
+    """Why the index files ``item`` reads make it run, whatever its outputs (``""``: they don't).
+
+    One it reads is stale and rebuilt before the run (``renewed``) or missing
+    (built before the run: maybe not as it was), or one it or an upstream item
+    reads (``read``) has been rebuilt since the item's outputs were written.
+    """
+    for index in item.dataset_indexes:
+        if index.hash in renewed:
+            return f"index of {index.label} rebuilt"
+        if not index.exists:
+            return f"index of {index.label} missing"
+    bases = [o.path for o in item.outputs]
+    for index in read:
+        if staleness.newer_index(cache_root, index.path, bases):
+            return f"index of {index.label} rebuilt since it ran"
+    return ""
+
+
 def _status(
-    item: PlanItem, cache_root: str, forced: bool, upstream_forced: bool, verify: bool
+    item: PlanItem,
+    cache_root: str,
+    forced: bool,
+    upstream_forced: bool,
+    verify: bool,
+    index_reason: str = "",
 ) -> tuple[str, str]:
     if forced:
         return RUN, "forced"
@@ -304,6 +382,8 @@ def _status(
             return RUN, f"incomplete output {output.label} ({problem})"
     if upstream_forced:
         return RUN, "an upstream block runs"
+    if index_reason:
+        return RUN, index_reason
     return CACHED, ""
 
 
@@ -321,6 +401,7 @@ def plan(
     database_cache: dict | None = None,
     algorithm_cache: dict | None = None,
     library_cache: dict | None = None,
+    reindex: bool = False,
 ) -> Plan:
     """Validate and plan ``experiment`` (a name, or an :class:`Experiment` already built).
 
@@ -332,6 +413,13 @@ def plan(
     (<detail>)``. ``verify=True`` re-hashes every cached file against its
     checksum. Raises :class:`InvalidExperiment` (every error message) when
     the experiment is not valid.
+
+    Index files (beyond BEAT): each dataset gets its fingerprint state; the
+    existing index files read by a forced item, and the stale ones when
+    ``reindex``, are to be rebuilt (:attr:`Plan.rebuilds`). An item reading a
+    stale index that is rebuilt or a missing one, or whose outputs are older
+    than an index it or its upstream reads, runs (reason ``index of <database>
+    <protocol>/<set> …``), and so does everything downstream.
     """
     if isinstance(experiment, Experiment):
         exp = experiment
@@ -353,16 +441,26 @@ def plan(
     for entry in exp.datasets.values():
         index = _index(cache_root, entry["database"], entry["protocol"], entry["set"])
         datasets.setdefault(index.hash, index)
+    datasets = {h: _checked(d, cache_root, exp.databases) for h, d in datasets.items()}
+    rebuilt = {h for h, d in datasets.items() if reindex and d.fingerprint == staleness.STALE}
+    for name in forced_names & set(setup):
+        for record in _dataset_inputs(setup[name]["configuration"]):
+            rebuilt.add(hashDataset(record["database"], record["protocol"], record["set"]))
+    rebuilt &= {h for h, d in datasets.items() if d.exists}
+    # a stale index changes: its readers rerun; another one (forced) may not: a reader whose
+    # outputs turn out older than it runs later (``staleness.newer_index``)
+    renewed = {h for h in rebuilt if datasets[h].fingerprint == staleness.STALE}
 
     items: list[PlanItem] = []
     runs_forced: set[str] = set()
+    reads: dict[str, dict[str, DatasetIndex]] = {}  # item -> the indexes it and its upstream read
     for name, details in setup.items():
         config = details["configuration"]
         kind = exp.toolchain.item_kind(name)
         indexes = {}
         for record in _dataset_inputs(config):
             index = _index(cache_root, record["database"], record["protocol"], record["set"])
-            indexes.setdefault(index.hash, index)
+            indexes.setdefault(index.hash, datasets.get(index.hash, index))
         item = PlanItem(
             name=name,
             kind=kind,
@@ -379,8 +477,13 @@ def plan(
         )
         forced = name in forced_names
         upstream_forced = bool(runs_forced & details["dependencies"])
-        item.status, item.reason = _status(item, cache_root, forced, upstream_forced, verify)
-        if forced or (upstream_forced and item.status == RUN):
+        reads[name] = {h: d for dep in details["dependencies"] for h, d in reads[dep].items()}
+        reads[name].update(indexes)
+        index_reason = _index_reason(item, cache_root, renewed, reads[name].values())
+        item.status, item.reason = _status(
+            item, cache_root, forced, upstream_forced, verify, index_reason
+        )
+        if forced or index_reason or (upstream_forced and item.status == RUN):
             runs_forced.add(name)
         items.append(item)
 
@@ -392,6 +495,7 @@ def plan(
         items=items,
         datasets=tuple(datasets.values()),
         experiment_object=exp,
+        rebuilds=tuple(d for h, d in datasets.items() if h in rebuilt),
     )
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from .._core.errors import IndexFailed, RunError
 from .._core.names import confined_path
-from . import failures, planner, preflight
+from . import failures, planner, preflight, staleness
 from .blockdirs import item_content, run_in_block_dirs
 from .processes import ProcessResult, die_with_parent_hook
 
@@ -157,11 +157,19 @@ def run_item(
     )
 
 
-def build_indexes(plan: planner.Plan, progress: Progress = _no_progress) -> None:
-    """Build the missing dataset index files through the ``index`` script (never in-process)."""
-    for dataset in plan.missing_indexes:
-        if os.path.isfile(os.path.join(plan.cache_root, dataset.path)):
+def build_indexes(
+    plan: planner.Plan, progress: Progress = _no_progress, built: set[str] | None = None
+) -> None:
+    """Build the missing dataset index files, and those of ``plan.rebuilds``, through the
+    ``index`` script (never in-process); ``built`` collects the hashes of those built (a
+    sweep's plans build each once)."""
+    built = set() if built is None else built
+    for dataset in [*plan.missing_indexes, *plan.rebuilds]:
+        if dataset.hash in built:
+            continue
+        if not dataset.exists and os.path.isfile(os.path.join(plan.cache_root, dataset.path)):
             continue  # built meanwhile (by the plan of another experiment of a sweep)
+        built.add(dataset.hash)
         progress("index", dataset=dataset)
         command = [
             sys.executable,
@@ -251,6 +259,7 @@ def run_experiment(
     with_deps: bool = False,
     launcher: Launcher | None = None,
     progress: Progress = _no_progress,
+    reindex: bool = False,
 ) -> Report:
     """Plan and run an experiment; returns a :class:`Report` (never raises for block failures).
 
@@ -266,6 +275,7 @@ def run_experiment(
         with_deps=with_deps,
         launcher=launcher,
         progress=progress,
+        reindex=reindex,
     )[0]
 
 
@@ -305,6 +315,7 @@ def run_experiments(
     with_deps: bool = False,
     launcher: Launcher | None = None,
     progress: Progress = _no_progress,
+    reindex: bool = False,
 ) -> list[Report]:
     """Plan and run several experiments together; one :class:`Report` each, in order.
 
@@ -312,22 +323,28 @@ def run_experiments(
     of several experiments with the same output hashes run once: the first
     experiment listing it reports it ``ran``, the others ``cached``. A failed
     item stops what is not started yet of the experiments it belongs to;
-    the other experiments go on.
+    the other experiments go on. A stale index file the run reads refuses the
+    run (``RunRefused("stale-index")``) unless ``reindex`` (or ``force``, for
+    the items it forces) rebuilds it, rerunning its readers and what follows.
     """
     os.makedirs(cache_root, exist_ok=True)
     forced = force
     if only is not None and force:
         forced = {only}
-    plans = [planner.plan(prefix, e, cache_root, force=forced) for e in experiments]
+    plans = [
+        planner.plan(prefix, e, cache_root, force=forced, reindex=reindex) for e in experiments
+    ]
     preflight.check_assets(plans)  # RunRefused: nothing has started
     selections = [_select(p, only, with_deps) for p in plans]
+    staleness.refuse_stale(plans, selections)  # RunRefused: nothing has started
     launcher = launcher or LocalLauncher()
     nodes = _deduplicate(plans, selections)
 
     progress("plan", plan=plans[0], items=[n.item for n in nodes.values()], plans=plans)
     launcher.prepare(cache_root)
+    built: set[str] = set()
     for the_plan in plans:
-        build_indexes(the_plan, progress)
+        build_indexes(the_plan, progress, built)
     jobs = max(1, jobs or launcher.parallelism)
 
     schedule = _Schedule(plans, launcher, cache_root, progress)

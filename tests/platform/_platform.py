@@ -2,7 +2,8 @@
 
 :func:`run_with_platform` follows beat.core's own execution tests: load the
 experiment with beat.core's ``Experiment``, build each dataset's index with the
-platform's ``Database.view(...).index(path)``, then run ``experiment.setup()``'s
+platform's ``Database.view(...).index(path)`` (or with our ``index`` script,
+which writes its fingerprint beside each), then run ``experiment.setup()``'s
 blocks in order with ``LocalExecutor`` (our handlers and executors in this
 process) or ``SubprocessExecutor`` (our ``execute`` / ``loop_execute`` /
 ``databases_provider`` scripts, found next to this interpreter).
@@ -18,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from beat_backend._cache.fileset import fingerprinted_index
 from beat_backend._core.resources import embedded_prefix
 
 #: every experiment of the bundled prefix
@@ -53,15 +55,25 @@ def make_executor(beat_core, kind: str, prefix, configuration, cache, caches):
     )
 
 
-def load_experiment(beat_core, prefix, label, cache):
-    """beat.core's ``Experiment`` (asserted valid), its dataset indexes built in ``cache``."""
+def load_experiment(beat_core, prefix, label, cache, our_index: bool = False):
+    """beat.core's ``Experiment`` (asserted valid), its dataset indexes built in ``cache``
+    (by the platform's view, or by our ``index`` script with ``our_index``)."""
     caches = ({}, {}, {})
     experiment = beat_core.experiment.Experiment(str(prefix), label, *caches)
     assert experiment.valid, "\n".join(experiment.errors)
     hash_ = beat_core.hash
     for infos in experiment.datasets.values():
-        view = infos["database"].view(infos["protocol"], infos["set"])
-        name = hash_.hashDataset(infos["database"].name, infos["protocol"], infos["set"])
+        database, protocol, set_name = infos["database"].name, infos["protocol"], infos["set"]
+        if our_index:
+            os.makedirs(cache, exist_ok=True)
+            command = [sys.executable, "-m", "beat_backend.scripts.index", str(prefix), str(cache)]
+            done = subprocess.run(
+                [*command, database, protocol, set_name], capture_output=True, timeout=120
+            )
+            assert done.returncode == 0, done.stderr
+            continue
+        view = infos["database"].view(protocol, set_name)
+        name = hash_.hashDataset(database, protocol, set_name)
         view.index(os.path.join(str(cache), hash_.toPath(name, suffix=".db")))
     return experiment, caches
 
@@ -77,9 +89,11 @@ def read_result(beat_core, executor) -> dict:
     return data.as_dict()
 
 
-def run_with_platform(beat_core, kind: str, prefix, label: str, cache) -> dict:
+def run_with_platform(
+    beat_core, kind: str, prefix, label: str, cache, our_index: bool = False
+) -> dict:
     """Run every block of ``label`` with beat.core; ``{"blocks": [...], "results": {...}}``."""
-    experiment, caches = load_experiment(beat_core, prefix, label, cache)
+    experiment, caches = load_experiment(beat_core, prefix, label, cache, our_index)
     blocks, results = [], {}
     for name, scheduled in experiment.setup().items():
         executor = make_executor(beat_core, kind, prefix, scheduled["configuration"], cache, caches)
@@ -119,13 +133,18 @@ def run_with_beat_backend(prefix, label: str, cache) -> dict:
     return json.loads(done.stdout)
 
 
-def cache_files(root) -> dict[str, str]:
-    """Relative path -> SHA-256 of every file under a cache folder."""
+def cache_files(root, fingerprints: bool = False) -> dict[str, str]:
+    """Relative path -> SHA-256 of every file under a cache folder that the platform knows.
+
+    The fingerprints ``beat-backend run`` writes beside its index files
+    (``*.db.fingerprint``, beyond BEAT: no platform glob matches them) count
+    only with ``fingerprints``.
+    """
     root = Path(root)
     return {
         str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(root.rglob("*"))
-        if path.is_file()
+        if path.is_file() and (fingerprints or fingerprinted_index(path.name) is None)
     }
 
 

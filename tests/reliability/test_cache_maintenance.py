@@ -7,8 +7,8 @@
   (exit status 1 if any is not ok), ``--json``, progress on stderr;
 * ``beat-backend cache gc`` keeps the temporaries of a live writer (a
   subprocess blocked in the middle of writing), removes those of a killed one
-  (reaped or zombie), stale locks and empty folders; ``--dry-run`` removes
-  nothing;
+  (reaped or zombie), stale locks, orphan index fingerprints and empty
+  folders; ``--dry-run`` removes nothing;
 * two processes writing the same block output at once leave one complete,
   verifiable set — the bytes of one of them.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -161,6 +162,48 @@ def test_verify_reports_corrupt_and_incomplete_outputs(tmp_path, prefix, capsys)
     assert out.splitlines()[-1].endswith("1 ok, 3 corrupt, 1 incomplete")
 
 
+def test_verify_knows_the_index_fingerprints(ran, tmp_path, capsys):
+    _, source = ran
+    cache = tmp_path / "cache"
+    shutil.copytree(source, cache)
+    indexes = sorted(cache.rglob("*.db"))
+    assert len(indexes) == 2  # small/train, small/test
+    assert sorted(cache.rglob("*.db.fingerprint")) == [Path(f"{i}.fingerprint") for i in indexes]
+    status, out, _ = verify(cache, "--json", capsys=capsys)
+    assert status == 0, out
+    verdicts = {o["path"]: o for o in json.loads(out)["outputs"]}
+    for index in indexes:  # one verdict per index, its sidecar with it
+        relative = str(index.relative_to(cache))
+        assert verdicts[relative]["status"] == "ok" and verdicts[relative]["files"] == 2
+    assert not any(path.endswith(".fingerprint") for path in verdicts)
+
+    malformed, orphan = indexes
+    sidecar = Path(f"{malformed}.fingerprint")
+    os.chmod(sidecar, 0o644)
+    sidecar.write_text("{")
+    os.unlink(orphan)
+    status, out, _ = verify(cache, "--json", capsys=capsys)
+    assert status == 1
+    verdicts = {o["path"]: o for o in json.loads(out)["outputs"]}
+    bad = verdicts[str(malformed.relative_to(cache))]
+    assert bad["status"] == "corrupt"
+    assert bad["problems"] == [f"`{sidecar.relative_to(cache)}': not JSON ({_json_error('{')})"]
+    gone = verdicts[str(orphan.relative_to(cache))]
+    assert gone["status"] == "incomplete" and gone["files"] == 1
+    assert gone["problems"] == [
+        f"`{orphan.relative_to(cache)}.fingerprint': its index file "
+        f"`{orphan.relative_to(cache)}' is gone (gc removes it)"
+    ]
+
+
+def _json_error(text: str) -> str:
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        return str(exc)
+    raise AssertionError(text)
+
+
 def test_verify_an_empty_or_missing_cache(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     status, out, _ = verify(tmp_path / "empty", capsys=capsys)
@@ -288,6 +331,26 @@ def test_gc_removes_stale_locks_and_empty_folders_but_not_fresh_ones(cache, pref
     assert sorted(report["folders"]) == ["11", "11/22", "11/22/33"]
     assert fresh.is_dir() and not old.parent.parent.exists()
     assert (cache / "ab/cd/ef/kept.0.3.data").exists()
+
+
+def test_gc_removes_orphan_fingerprints_and_their_dead_temporaries(cache, capsys):
+    folder = cache / "ab" / "cd"
+    folder.mkdir(parents=True)
+    index = folder / "kept.db"
+    index.write_text("[]")
+    sidecar = folder / "kept.db.fingerprint"
+    sidecar.write_text("{}")
+    orphan = folder / "orphan.db.fingerprint"  # its index file is gone
+    orphan.write_text("{}")
+    dead = folder / ".kept.db.fingerprint.999999999.0badc0de.tmp"  # a killed index script's
+    dead.write_text("")
+    expected = ["ab/cd/.kept.db.fingerprint.999999999.0badc0de.tmp", "ab/cd/orphan.db.fingerprint"]
+    report = gc(cache, "--dry-run", capsys=capsys)
+    assert (report["removed"], report["kept"]) == (expected, [])
+    assert orphan.exists() and dead.exists()
+    report = gc(cache, capsys=capsys)
+    assert (report["removed"], report["kept"]) == (expected, [])
+    assert sorted(p.name for p in folder.iterdir()) == ["kept.db", "kept.db.fingerprint"]
 
 
 def test_gc_never_removes_a_held_lock(cache, prefix, capsys):

@@ -507,7 +507,8 @@ def test_printing_user_code_does_not_corrupt_anything(warm, tmp_path):
     private = tmp_path / "cache"
     shutil.copytree(cache, private)  # indexes and upstream outputs; the edited blocks rerun
     for experiment in (LINEAR, TUNE):
-        report = run_experiment(str(mine), experiment, str(private))
+        # the view code changed: its indexes are stale, rebuilt, and their readers rerun
+        report = run_experiment(str(mine), experiment, str(private), reindex=True)
         assert report.ok, [(o.name, o.result and o.result.user_error) for o in report.outcomes]
         assert report.results == results[experiment]
         ran = [o for o in report.outcomes if o.status == "ran"]

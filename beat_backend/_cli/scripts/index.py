@@ -25,9 +25,10 @@ HELP = "write the index files (.db) of a database's sets into a cache"
 DESCRIPTION = """\
 For every protocol (all, or <protocol>) and every set (all, or <set>) of
 <database> (name/version, loaded from <prefix>), runs the view's index() and
-writes <cache>/<toPath(hashDataset(database, protocol, set), ".db")>.
-Exit 0 on success, 1 on any failure (logged; no file is written for a set
-whose index() failed).
+writes <cache>/<toPath(hashDataset(database, protocol, set), ".db")>, then its
+fingerprint beside it (<index>.fingerprint: what it was built from; an index
+whose content did not change is not rewritten). Exit 0 on success, 1 on any
+failure (logged; no file is written for a set whose index() failed).
 """
 
 
@@ -96,8 +97,40 @@ def _run(args, logger) -> int:
                     "indexing %s/%s/%s into %s", args.database, protocol, set_name, filename
                 )
                 view = database.view(protocol, set_name, root_folder=args.db_root_folder)
-                view.index(filename)
+                fingerprint = database.index_fingerprint(
+                    protocol, set_name, root_folder=args.db_root_folder
+                )
+                _write_index(filename, view.index_text(), fingerprint.to_bytes(), logger)
     except Exception:
         logger.error("%s", traceback.format_exc())
         return 1
     return 0
+
+
+def _write_index(filename: str, text: str, fingerprint: bytes, logger) -> None:
+    """Write the index file, then its fingerprint (each atomically).
+
+    An index file already holding ``text``, built from the same database
+    (same fingerprint, or none recorded), is kept as it is: its date tells
+    when what it serves last changed (``beat-backend run`` reruns the blocks
+    whose outputs are older).
+    """
+    from ..._cache.fileset import fingerprint_filename, write_atomic
+    from ..._dataflow.viewrunner import write_index
+
+    sidecar = fingerprint_filename(filename)
+    recorded = _read(sidecar)
+    if _read(filename) == text.encode("utf-8") and recorded in (None, fingerprint):
+        logger.debug("%s is up to date", filename)
+    else:
+        write_index(filename, text)
+    if recorded != fingerprint:
+        write_atomic(sidecar, fingerprint)
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None

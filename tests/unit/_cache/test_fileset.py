@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import hashlib
 import os
@@ -20,6 +21,8 @@ from beat_backend._cache.fileset import (
     checksum_filename,
     classify,
     data_filename,
+    fingerprint_filename,
+    fingerprinted_index,
     index_filename,
     is_lock_name,
     lock_name,
@@ -31,7 +34,7 @@ from beat_backend._cache.fileset import (
     temporary_name,
     temporary_pid,
 )
-from beat_backend.data import getAllFilenames, load_data_index
+from beat_backend.data import getAllFilenames, load_data_index, load_data_index_db
 
 
 def touch(*paths) -> None:
@@ -121,6 +124,37 @@ def test_lock_names():
     assert is_lock_name(".0123.0.3.data.lock")
     assert not is_lock_name("0123.0.3.data.lock")
     assert temporary_pid(".0123.0.3.data.lock") is None
+
+
+def test_fingerprint_names(tmp_path):
+    index = str(tmp_path / "ab" / "cd" / "0123.db")
+    sidecar = fingerprint_filename(index)
+    assert sidecar == index + ".fingerprint"
+    assert fingerprinted_index(sidecar) == index
+    assert fingerprinted_index("ab/0123.db.fingerprint") == "ab/0123.db"
+    for other in (index, "x.fingerprint", "x.0.3.data.fingerprint", ".x.db.fingerprint"):
+        assert fingerprinted_index(other) is None
+    temporary = os.path.basename(temporary_name(sidecar))
+    assert fingerprinted_index(temporary) is None and temporary_pid(temporary) == os.getpid()
+    name = os.path.basename(sidecar)
+    assert parse_set_file(name) is None and temporary_pid(name) is None
+    assert not is_lock_name(name)
+
+
+def test_fingerprints_match_no_platform_glob(tmp_path):
+    cache = str(tmp_path)
+    relative = "ab/cd/0123.db"
+    index = os.path.join(cache, relative)
+    os.makedirs(os.path.dirname(index))
+    with open(index, "w", encoding="utf-8") as f:
+        f.write('[{"a": 1}]')
+    touch(fingerprint_filename(index))
+    names = os.listdir(os.path.dirname(index))
+    for pattern in ("*.data", "*.index", "*.checksum", "*.db"):
+        assert [n for n in names if fnmatch.fnmatch(n, pattern)] in ([], ["0123.db"])
+    assert load_data_index_db(cache, relative) == [[0, 1]]
+    assert getAllFilenames(index[: -len(".db")] + ".data") == ([], [], [], [])
+    assert OutputFiles.on_disk(index[: -len(".db")]).incomplete_reason() == "missing"
 
 
 def test_read_checksum_strips_whitespace(tmp_path):

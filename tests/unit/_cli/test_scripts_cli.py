@@ -7,11 +7,13 @@ tests/integration/test_scripts_integration.py.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import threading
@@ -31,6 +33,11 @@ VERSION_LINE = f"beat_backend v{__version__}\n"
 DATE = r"\d\d/[A-Z][a-z]{2}/\d{4} \d\d:\d\d:\d\d"
 TRAIN_DB = "6b/de/ad/4c1dad878855282ba9c5868b7b54f80010eb38b3378041275e4967e222.db"
 TEST_DB = "69/b0/ff/793455f48b3c346da4c57dfdbe63f82d7688322c0a95b6b64c6e082552.db"
+
+
+def indexed(*names: str) -> list[str]:
+    """The files ``index`` writes for these index files: each with its fingerprint sidecar."""
+    return sorted(f for name in names for f in (name, name + ".fingerprint"))
 
 
 def facade(name):
@@ -218,7 +225,7 @@ def test_index_writes_the_golden_index_files(golden_dir, golden_prefix, cache, c
     out, err = capsys.readouterr()
     assert status == 0, err
     assert out == ""
-    assert _scripts.files_under(cache) == sorted([TRAIN_DB, TEST_DB])
+    assert _scripts.files_under(cache) == indexed(TRAIN_DB, TEST_DB)
     for name in (TRAIN_DB, TEST_DB):
         written = (cache / name).read_bytes()
         assert written == (golden_dir / "database" / "index" / name).read_bytes(), name
@@ -226,12 +233,12 @@ def test_index_writes_the_golden_index_files(golden_dir, golden_prefix, cache, c
 
 def test_index_one_protocol_one_set(golden_dir, golden_prefix, cache, capsys):
     assert facade("index").main([str(golden_prefix), str(cache), "golden_db/1", "main"]) == 0
-    assert _scripts.files_under(cache) == sorted([TRAIN_DB, TEST_DB])
+    assert _scripts.files_under(cache) == indexed(TRAIN_DB, TEST_DB)
     shutil.rmtree(cache)
     cache.mkdir()
     status = facade("index").main([str(golden_prefix), str(cache), "golden_db/1", "main", "test"])
     assert status == 0, capsys.readouterr().err
-    assert _scripts.files_under(cache) == [TEST_DB]
+    assert _scripts.files_under(cache) == indexed(TEST_DB)
     assert (cache / TEST_DB).read_bytes() == (golden_dir / "database/index" / TEST_DB).read_bytes()
 
 
@@ -293,7 +300,7 @@ def test_index_crashing_view_writes_nothing(golden_prefix, tmp_path, cache, caps
     assert _scripts.files_under(cache) == []  # not even a temporary file
     # the other set still indexes
     assert facade("index").main([str(prefix), str(cache), "golden_db/1", "main", "train"]) == 0
-    assert _scripts.files_under(cache) == [TRAIN_DB]
+    assert _scripts.files_under(cache) == indexed(TRAIN_DB)
 
 
 def test_index_db_root_folder(golden_prefix, tmp_path, cache, capsys):
@@ -310,7 +317,36 @@ def test_index_db_root_folder(golden_prefix, tmp_path, cache, capsys):
     assert "AssertionError" in capsys.readouterr().err
     argv = [f"--db_root_folder={raw}", str(prefix), str(cache), "golden_db/1", "main", "train"]
     assert index(argv) == 0, capsys.readouterr().err
-    assert _scripts.files_under(cache) == [TRAIN_DB]
+    assert _scripts.files_under(cache) == indexed(TRAIN_DB)
+
+
+def test_index_fingerprints_and_keeps_an_unchanged_index(golden_prefix, tmp_path, cache):
+    from beat_backend._assets.database import Database, IndexFingerprint
+
+    prefix = _database_prefix(golden_prefix, tmp_path)
+    argv = [str(prefix), str(cache), "golden_db/1", "main", "train"]
+    assert facade("index").main(argv) == 0
+    index, sidecar = cache / TRAIN_DB, cache / (TRAIN_DB + ".fingerprint")
+    database = Database(str(prefix), "golden_db/1")
+    assert IndexFingerprint.from_bytes(sidecar.read_bytes()) == database.index_fingerprint(
+        "main", "train"
+    )
+    assert [stat.S_IMODE(p.stat().st_mode) for p in (index, sidecar)] == [0o444, 0o444]
+    os.utime(index, (1, 1))
+    assert facade("index").main(argv) == 0
+    assert index.stat().st_mtime == 1  # the same content from the same database: kept
+    # the code changed (not the index): rewritten, what the views serve may differ
+    code = prefix / "databases/golden_db/1.py"
+    code.write_text(code.read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
+    assert facade("index").main(argv) == 0
+    assert index.stat().st_mtime > 1
+    assert json.loads(sidecar.read_bytes())["code"] == hashlib.sha256(code.read_bytes()).hexdigest()
+    # no fingerprint recorded (built by the platform): kept, its fingerprint added
+    os.unlink(sidecar)
+    os.utime(index, (1, 1))
+    assert facade("index").main(argv) == 0
+    assert index.stat().st_mtime == 1 and sidecar.is_file()
+    assert _scripts.files_under(cache) == indexed(TRAIN_DB)
 
 
 @pytest.mark.skipif(os.getuid() != os.getgid(), reason="needs uid == gid to switch to itself")
@@ -325,7 +361,7 @@ def test_index_uid_switch_to_the_current_user(golden_prefix, cache):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == b""
-    assert _scripts.files_under(cache) == sorted([TRAIN_DB, TEST_DB])
+    assert _scripts.files_under(cache) == indexed(TRAIN_DB, TEST_DB)
 
 
 def test_index_debug_logs_in_the_script_format(golden_prefix, cache, capsys):
