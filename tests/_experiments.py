@@ -37,6 +37,14 @@ def golden_copy(tmp_path: Path) -> Path:
     return root
 
 
+def golden_cache_copy(path: Path) -> Path:
+    """A writable copy of the golden experiment's cache at ``path``."""
+    shutil.copytree(GOLDEN_EXPERIMENT / "cache", path)
+    for p in path.rglob("*"):  # the vectors are read-only on disk
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    return path
+
+
 def pipeline() -> dict:
     """The golden toolchain ``golden/pipeline/1`` (a fresh copy)."""
     return json.loads((GOLDEN_PREFIX / "toolchains/golden/pipeline/1.json").read_text())

@@ -41,3 +41,11 @@ def add_algorithm(root: Path, name: str, declaration: dict, code: str = "") -> P
 def files(root: Path) -> list[str]:
     """Every file under ``root``, relative, sorted."""
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def edit_json(path, change) -> None:
+    """Load the JSON file ``path``, apply ``change(data)`` to it in place, write it back."""
+    path = Path(path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(json.dumps(data, indent=4), encoding="utf-8")

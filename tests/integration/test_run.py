@@ -12,6 +12,7 @@ import shutil
 
 import pytest
 from _paths import REPO
+from _prefix import edit_json
 
 from beat_backend._cli.main import main
 from beat_backend._execution import planner
@@ -167,12 +168,10 @@ def test_failing_block_reports_the_user_error_and_leaves_no_output(prefix, tmp_p
 
 
 def test_invalid_experiment_is_refused_before_anything_runs(prefix, tmp_path, capsys):
-    path = os.path.join(prefix, "experiments", SMALL + ".json")
-    with open(path, encoding="utf-8") as f:
-        declaration = json.load(f)
-    declaration["blocks"]["score"]["algorithm"] = "example/nope/1"
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(declaration, f)
+    edit_json(
+        os.path.join(prefix, "experiments", SMALL + ".json"),
+        lambda d: d["blocks"]["score"].update(algorithm="example/nope/1"),
+    )
     cache = str(tmp_path / "cache")
     assert main(["run", "--prefix", prefix, "--cache", cache, SMALL]) == 2
     err = capsys.readouterr().err

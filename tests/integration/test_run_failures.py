@@ -15,6 +15,7 @@ import shutil
 
 import pytest
 from _paths import REPO
+from _prefix import edit_json
 
 from beat_backend._cli.main import main
 from beat_backend._execution import failures
@@ -185,12 +186,10 @@ def test_a_databases_provider_that_dies_is_a_system_error(prefix, tmp_path, caps
 
 
 def test_a_validation_error_is_the_top_level_error(prefix, tmp_path, capsys):
-    path = os.path.join(prefix, "experiments", *SMALL.split("/")) + ".json"
-    with open(path, encoding="utf-8") as f:
-        declaration = json.load(f)
-    declaration["blocks"]["score"]["algorithm"] = "example/nope/1"
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(declaration, f)
+    edit_json(
+        os.path.join(prefix, "experiments", *SMALL.split("/")) + ".json",
+        lambda d: d["blocks"]["score"].update(algorithm="example/nope/1"),
+    )
     cache = str(tmp_path / "cache")
     status, document = _run_json(capsys, prefix, cache)
     assert status == 2

@@ -19,6 +19,7 @@ from _experiments import (
     GOLDEN_RECORD,
     LOOP_LABEL,
     RUN1,
+    golden_cache_copy,
     golden_copy,
     loop_prefix,
 )
@@ -53,11 +54,7 @@ def empty_cache(tmp_path):
 
 @pytest.fixture
 def golden_cache(tmp_path):
-    path = tmp_path / "golden_cache"
-    shutil.copytree(GOLDEN_EXPERIMENT / "cache", path)
-    for p in path.rglob("*"):
-        p.chmod(0o755 if p.is_dir() else 0o644)
-    return path
+    return golden_cache_copy(tmp_path / "golden_cache")
 
 
 def golden_plan(cache, **kwargs):

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 
 import pytest
-from _experiments import GOLDEN_EXPERIMENT, RUN1, golden_copy
+from _experiments import RUN1, golden_cache_copy, golden_copy
 
 from beat_backend._assets.database import Database
 from beat_backend._cache.fileset import fingerprint_filename, write_atomic
@@ -35,10 +34,8 @@ def prefix(tmp_path):
 @pytest.fixture
 def cache(tmp_path):
     """The golden cache: every output complete, the index without a fingerprint."""
-    path = tmp_path / "cache"
-    shutil.copytree(GOLDEN_EXPERIMENT / "cache", path)
+    path = golden_cache_copy(tmp_path / "cache")
     for p in path.rglob("*"):
-        p.chmod(0o755 if p.is_dir() else 0o644)
         os.utime(p, (RAN, RAN))
     return path
 
