@@ -23,6 +23,7 @@ PROG = "beat-backend"
 COMMANDS: tuple[str, ...] = (
     "check",
     "run",
+    "graph",
     "block",
     "cache",
     "doctor",

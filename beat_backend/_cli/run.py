@@ -34,6 +34,7 @@ from .._core.errors import (
     RunRefused,
 )
 from .common import CommandError, add_prefix_option, resolve_prefix
+from .graph import graph_file, write_graph
 
 DEFAULT_FILE = "beat_backend.json"
 
@@ -95,6 +96,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="print the plan (what runs, what is cached, why)"
+    )
+    parser.add_argument(
+        "--graph",
+        metavar="FILE",
+        type=graph_file,
+        help="with --dry-run: also write the picture of `beat-backend graph' to FILE "
+        "(.dot, .svg or .png, from its extension; svg/png need Graphviz's `dot')",
     )
     parser.add_argument(
         "--json",
@@ -379,6 +387,8 @@ def run(args) -> int:
         raise CommandError("--block needs a single EXPERIMENT")
     if args.scheduler and args.launcher != "dask":
         raise CommandError("--scheduler needs --launcher dask")
+    if args.graph and (not args.dry_run or len(experiments) > 1):
+        raise CommandError("--graph needs --dry-run and a single EXPERIMENT")
     experiment = experiments[0]
     try:
         if args.dry_run:
@@ -392,6 +402,8 @@ def run(args) -> int:
                     the_plan.block(args.block)  # RunError for an unknown block
                 plans.append(the_plan)
             preflight.check_assets(plans)
+            if args.graph:
+                write_graph(plans[0], args.graph)
             if args.json:
                 documents = [p.to_dict() for p in plans]
                 print(json.dumps(documents[0] if len(plans) == 1 else documents, indent=2))

@@ -23,6 +23,7 @@
     │   ├── DaskUnavailable                      the ``distributed`` extra is missing
     │   ├── CacheNotShared                       a Dask worker does not see the cache
     │   ├── IndexFailed                          a dataset index could not be built
+    │   ├── GraphvizUnavailable                  Graphviz's ``dot`` is not on the PATH
     │   └── RunRefused                           problems found before anything ran
     ├── SystemFailure                            a script's set-up failed (``err sys``)
     └── CommandError                             a usage error of a ``beat-backend`` command
@@ -160,6 +161,10 @@ class DaskUnavailable(RunError):
 
 class CacheNotShared(RunError):
     """Some Dask worker does not see the cache folder the client sees."""
+
+
+class GraphvizUnavailable(RunError):
+    """Graphviz's ``dot`` program (to draw an experiment as SVG or PNG) is not on the PATH."""
 
 
 class IndexFailed(RunError):

@@ -133,6 +133,7 @@ TREE_BUILTINS = {
     "RunError": RuntimeError,
     "DaskUnavailable": RuntimeError,
     "CacheNotShared": RuntimeError,
+    "GraphvizUnavailable": RuntimeError,
 }
 
 
