@@ -83,7 +83,9 @@ def graph_file(path: str) -> str:
 
     if format_of(path) is None:
         known = ", ".join(EXTENSIONS)
-        raise argparse.ArgumentTypeError(f"`{path}': its extension gives the format ({known})")
+        raise argparse.ArgumentTypeError(
+            f"`{path}': unknown extension (it gives the picture's format: {known})"
+        )
     return path
 
 

@@ -265,8 +265,8 @@ def test_usage_errors(prefix, cache, tmp_path, capsys):
     assert "--graph needs --dry-run and a single EXPERIMENT" in capsys.readouterr().err
     assert main(["run", "--dry-run", *arguments, "--graph", str(tmp_path / "x.txt"), SMALL]) == 2
     assert (
-        f"argument --graph: `{tmp_path / 'x.txt'}': its extension gives the format "
-        "(.dot, .gv, .svg, .png)"
+        f"argument --graph: `{tmp_path / 'x.txt'}': unknown extension (it gives the "
+        "picture's format: .dot, .gv, .svg, .png)"
     ) in capsys.readouterr().err
     assert not os.path.exists(cache)
 
