@@ -1,11 +1,13 @@
 """``beat-backend block DIR``: run one algorithm block from a platform-style directory.
 
 ``DIR`` holds ``configuration.json`` (the runner configuration ``execute``
-reads) and ``prefix/`` (the exported algorithm). The command plays the
-platform: it starts the databases providers (databases come from ``--prefix``,
-or from ``DIR/prefix`` if it holds them), builds missing index files, runs
-``loop_execute`` for loop blocks and ``execute``, and reports what the platform
-would see. Exit status: ``execute``'s (0 = success), 2 on usage errors.
+reads) and ``prefix/`` (the exported algorithm; ``beat-backend run EXPERIMENT
+--block NAME --export DIR`` writes both, with the databases). The command
+plays the platform: it starts the databases providers (databases come from
+``--prefix``, else from ``DIR/prefix``, which must hold them), builds missing
+index files, runs ``loop_execute`` for loop blocks and ``execute``, and reports
+what the platform would see (an analyzer's results too). Exit status:
+``execute``'s (0 = success), 2 on usage errors.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
-from .common import CommandError, add_prefix_option, print_process_output, resolve_prefix
+from .common import CommandError, print_process_output, resolve_prefix
 
 if TYPE_CHECKING:  # the executors are imported when a block runs (fast --help)
     from .._execution.blockdirs import BlockContent
@@ -33,7 +35,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[1],
     )
     parser.add_argument("directory", metavar="DIR", help="holds configuration.json and prefix/")
-    add_prefix_option(parser)
+    parser.add_argument(
+        "--prefix",
+        metavar="DIR",
+        help="prefix holding the databases the block reads (default: the block's DIR/prefix)",
+    )
     parser.add_argument("--cache", metavar="DIR", help="cache folder (default: per-user cache)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--debug", action="store_true", help="run the scripts with --debug")
@@ -51,11 +57,21 @@ def _provider_section(section: dict) -> dict:
     return data
 
 
-def _database_prefix(directory: str, explicit: str | None) -> str:
+def _database_prefix(directory: str, explicit: str | None, names: list) -> str:
+    """``--prefix``, else ``DIR/prefix`` when it holds every database ``names`` (never another
+    prefix: ``CommandError`` naming the first one missing)."""
+    if explicit is not None:
+        return resolve_prefix(explicit)
+    from .._assets.database import Storage
+
     own = os.path.join(directory, "prefix")
-    if explicit is None and os.path.isdir(os.path.join(own, "databases")):
-        return own
-    return resolve_prefix(explicit)
+    for name in names:
+        if not os.path.isfile(Storage(own, name).json.path):
+            raise CommandError(
+                f"the block reads database `{name}', which is not in `{own}': "
+                "give the prefix holding it with --prefix DIR"
+            )
+    return own
 
 
 def _ensure_indexes(prefix: str, cache: str, inputs: dict) -> None:
@@ -103,13 +119,10 @@ def _copy_directory(directory: str, run_dir: str) -> None:
     shutil.copytree(directory, run_dir, dirs_exist_ok=True)
 
 
-def _export_databases(
-    directory: str, explicit: str | None, cache: str, inputs: dict, names: list, db_dir: str
-) -> None:
+def _export_databases(db_prefix: str, cache: str, inputs: dict, names: list, db_dir: str) -> None:
     """Fill the provider directory: missing index files built, the databases exported."""
     from .._assets.database import Database
 
-    db_prefix = _database_prefix(directory, explicit)
     _ensure_indexes(db_prefix, cache, inputs)
     for name in names:
         database = Database(db_prefix, name)
@@ -124,6 +137,7 @@ def _block_content(directory: str, config: dict, explicit: str | None, cache: st
     """What the block's scripts receive: ``DIR`` copied, and the databases it reads.
 
     One databases provider serves the block and its loop half (the same directory).
+    Where the databases come from is decided here (:func:`_database_prefix`).
     """
     from .._execution.blockdirs import SHARED, BlockContent
 
@@ -135,8 +149,9 @@ def _block_content(directory: str, config: dict, explicit: str | None, cache: st
         if "loop" in config:
             provider["loop"] = _provider_section(config["loop"])
         names = sorted({d["database"] for d in (*main_db.values(), *loop_db.values())})
+        db_prefix = _database_prefix(directory, explicit, names)
         fill_provider = functools.partial(
-            _export_databases, directory, explicit, cache, {**main_db, **loop_db}, names
+            _export_databases, db_prefix, cache, {**main_db, **loop_db}, names
         )
         if "loop" in config and loop_db:
             loop_provider = SHARED
@@ -149,30 +164,43 @@ def _block_content(directory: str, config: dict, explicit: str | None, cache: st
     )
 
 
-def _print_result(result: ProcessResult, config: dict, as_json: bool) -> None:
+def _results(result: ProcessResult, config: dict, directory: str, cache: str) -> dict | None:
+    """An analyzer's results read back from the cache (``None``: not an analyzer, or failed)."""
+    from .._execution.runner import read_result
+
+    if "result" not in config or result.status != 0:
+        return None
+    return read_result(cache, config["result"]["path"], os.path.join(directory, "prefix"))
+
+
+def _print_result(
+    result: ProcessResult, config: dict, results: dict | None, as_json: bool, paths
+) -> None:
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "status": result.status,
-                    "user_error": result.user_error,
-                    "system_error": result.system_error,
-                    "statistics": result.statistics,
-                    "seconds": round(result.seconds, 3),
-                },
-                indent=2,
-            )
-        )
+        document = {
+            "status": result.status,
+            "user_error": result.user_error,
+            "system_error": result.system_error,
+            "statistics": result.statistics,
+            "seconds": round(result.seconds, 3),
+        }
+        if "result" in config:
+            document["results"] = results
+        print(json.dumps(document, indent=2))
         return
+    from .run import print_results
+
     print(f"block {config['algorithm']}: exit status {result.status} ({result.seconds:.2f} s)")
-    print_process_output(result)
+    print_process_output(result, paths=paths)
     if result.statistics.get("files"):
         for entry in result.statistics["files"]:
             print(f"output {entry['hash']}: {entry['blocks']} blocks, {entry['size']} bytes")
+    print_results({config["algorithm"]: results} if results is not None else {})
 
 
 def run(args) -> int:
     from .._execution.blockdirs import run_in_block_dirs
+    from .._execution.failures import user_paths
     from .run import default_cache
 
     directory = os.path.abspath(args.directory)
@@ -183,10 +211,13 @@ def run(args) -> int:
         )
     config = _read_configuration(config_path)
     cache = os.path.abspath(args.cache or default_cache())
-    os.makedirs(cache, exist_ok=True)
     # execute/loop_execute switch to config["uid"] when it differs: the directory
     # gets this process's uid (blockdirs.runner_configuration_here)
     content = _block_content(directory, config, args.prefix, cache)
+    os.makedirs(cache, exist_ok=True)
     result = run_in_block_dirs(content, cache, debug=args.debug)
-    _print_result(result, config, args.json)
+    own = os.path.join(directory, "prefix")
+    databases = resolve_prefix(args.prefix) if args.prefix else own
+    results = _results(result, config, directory, cache)
+    _print_result(result, config, results, args.json, lambda t: user_paths(t, own, databases))
     return result.status

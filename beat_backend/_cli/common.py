@@ -77,9 +77,10 @@ def error(prog: str, message: str) -> int:
     return 2
 
 
-def print_process_output(result, stream=None) -> None:
+def print_process_output(result, stream=None, paths=None) -> None:
     """Print a block's user and system errors, stdout and stderr, each under a
-    ``--- <label> ---`` line (the empty ones are left out)."""
+    ``--- <label> ---`` line (the empty ones are left out); ``paths`` (text -> text)
+    rewrites what is printed (the user's files in tracebacks)."""
     for label, text in (
         ("user error", result.user_error),
         ("system error", result.system_error),
@@ -87,4 +88,4 @@ def print_process_output(result, stream=None) -> None:
         ("stderr", result.stderr.strip()),
     ):
         if text:
-            print(f"--- {label} ---\n{text}", file=stream)
+            print(f"--- {label} ---\n{paths(text) if paths else text}", file=stream)

@@ -4,6 +4,10 @@ Subcommands live in ``beat_backend._cli.<name>`` modules listed in
 :data:`COMMANDS`; each exposes ``add_parser(subparsers) -> ArgumentParser``
 (adds and returns its sub-parser) and ``run(args) -> int``. To add one, write
 the module and append its name here.
+
+Output closed early (``beat-backend … | head -1``): no traceback, the command
+stops quietly with status :data:`BROKEN_PIPE` (141 = 128 + SIGPIPE, what a
+program killed by SIGPIPE gives; ``set -o pipefail`` sees it).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -18,6 +23,8 @@ from .._version import __version__
 from .common import CommandError, StderrHandler, error
 
 PROG = "beat-backend"
+#: exit status when stdout or stderr is a pipe whose reader has gone (128 + SIGPIPE)
+BROKEN_PIPE = 141
 
 #: subcommand modules, in the order ``--help`` lists them
 COMMANDS: tuple[str, ...] = (
@@ -69,6 +76,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``beat-backend`` with ``argv`` (without the program name); return the status."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here rather than at exit
+        return status
+    except BrokenPipeError:
+        _drop_broken_streams()
+        return BROKEN_PIPE
+
+
+def _drop_broken_streams() -> None:
+    """Point stdout / stderr at /dev/null when their pipe is closed: what they still
+    buffer is then dropped instead of failing again when Python exits."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -33,6 +33,7 @@ from .._core.errors import (
     RunError,
     RunRefused,
 )
+from . import export
 from .common import CommandError, add_prefix_option, resolve_prefix
 from .graph import graph_file, write_graph
 
@@ -49,7 +50,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "whose outputs are complete in the cache. Without EXPERIMENT, the prefix's default "
             f"experiment (`default_experiment' in <prefix>/{DEFAULT_FILE}) runs. Several "
             "EXPERIMENTs (names, .json files or folders under <prefix>/experiments) run "
-            "together: a block they have in common runs once. Exit status: "
+            "together: a block they have in common runs once. Each block is reported ran, "
+            "cached, failed or skipped (not run: a block of its experiment failed before it "
+            "started; blocked: an input it needs was never produced). Exit status: "
             "0 success, 1 a block (or a dataset's indexing) failed, 2 usage error or invalid "
             "experiment (nothing ran)."
         ),
@@ -113,6 +116,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--with-deps", action="store_true", help="with --block: run what it needs first"
     )
+    parser.add_argument("--export", metavar="DIR", help=export.HELP)
     parser.add_argument("--debug", action="store_true", help="run the scripts with --debug")
     return parser
 
@@ -185,7 +189,12 @@ def default_experiment(prefix: str) -> str:
 
 
 class _Progress:
-    """Draws progress on stderr: a bar on a terminal, plain lines otherwise."""
+    """Draws progress on stderr: a bar on a terminal, plain lines otherwise.
+
+    Plain lines number the items ``[n/total]`` in the order they start (or are
+    found cached): an item keeps its number from ``running`` to its outcome,
+    and items started together (``--jobs``) get distinct ones.
+    """
 
     def __init__(self, stream=None):
         self.stream = stream or sys.stderr
@@ -194,6 +203,10 @@ class _Progress:
         self.finished = 0
         self.running: list[str] = []
         self.several = False  # a sweep: items are labelled with their experiment
+        self.numbers: dict[str, int] = {}  # label -> its n of [n/total]
+
+    def _number(self, label: str) -> int:
+        return self.numbers.setdefault(label, len(self.numbers) + 1)
 
     def _bar(self):
         width = 30
@@ -216,7 +229,7 @@ class _Progress:
             if self.tty:
                 self._bar()
             else:
-                self._line(f"[{self.finished + 1}/{self.total}] {label}: running")
+                self._line(f"[{self._number(label)}/{self.total}] {label}: running")
         elif event == "finish":
             outcome = details["outcome"]
             label = self._label(outcome.name, details)
@@ -227,7 +240,7 @@ class _Progress:
                 self._bar()
             else:
                 self._line(
-                    f"[{self.finished}/{self.total}] {label}: {outcome.status}"
+                    f"[{self._number(label)}/{self.total}] {label}: {outcome.status}"
                     + (f" ({outcome.seconds:.2f} s)" if outcome.status == "ran" else "")
                 )
         elif event == "done" and self.tty:
@@ -248,9 +261,8 @@ class _Progress:
 
 
 def _format_value(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.1f}" if value.is_integer() else f"{value:.6g}"
-    return str(value)
+    # results are read as the float printed as the shortest text round-tripping in its type
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def print_report(report, stream=None) -> None:
@@ -264,20 +276,29 @@ def print_report(report, stream=None) -> None:
         print(f"{o.name.ljust(width)}  {o.status.ljust(7)}  {o.seconds:7.2f}{why}", file=stream)
     for o in report.outcomes:
         if o.status == "failed" and o.result is not None:
-            print_failure(o, stream)
-    if report.results:
+            print_failure(o, stream, report.prefix)
+    print_results(report.results, stream)
+
+
+def print_results(results: dict, stream=None) -> None:
+    """The analyzers' results (``{analyzer: {result: value}}``), if any."""
+    if results:
         print("\nresults", file=stream)
-        for analyzer, values in report.results.items():
+        for analyzer, values in results.items():
             print(f"  {analyzer}", file=stream)
             for key, value in values.items():
                 print(f"    {key:<20} {_format_value(value)}", file=stream)
 
 
-def print_failure(outcome, stream=None) -> None:
+def print_failure(outcome, stream=None, prefix: str = "") -> None:
     """A failed block: where it failed, its errors, then what its processes printed
     (the tails of ``run --json``, without the copies of the errors, see
-    :func:`~beat_backend._execution.failures.condense`)."""
+    :func:`~beat_backend._execution.failures.condense`); tracebacks name the files of
+    ``prefix`` (:func:`~beat_backend._execution.failures.user_paths`)."""
     from .._execution import failures
+
+    def show(text: str) -> str:
+        return failures.user_paths(text, prefix) if prefix else text
 
     entry = outcome.to_dict()
     where = entry["location"]
@@ -286,7 +307,7 @@ def print_failure(outcome, stream=None) -> None:
     errors = {"user error": entry["user_error"], "system error": entry["system_error"]}
     for label, text in errors.items():
         if text:
-            print(f"--- {label} ---\n{text.rstrip()}", file=stream)
+            print(f"--- {label} ---\n{show(text).rstrip()}", file=stream)
     for process in entry["output"]:
         label = process["process"]
         for name in ("stdout", "stderr"):
@@ -300,7 +321,7 @@ def print_failure(outcome, stream=None) -> None:
             if omitted:
                 notes.append(f"{omitted} earlier lines not shown")
             more = f" ({'; '.join(notes)})" if notes else ""
-            print(f"--- {label} {name}{more} ---\n{text}", file=stream)
+            print(f"--- {label} {name}{more} ---\n{show(text)}", file=stream)
 
 
 def refused(
@@ -389,8 +410,12 @@ def run(args) -> int:
         raise CommandError("--scheduler needs --launcher dask")
     if args.graph and (not args.dry_run or len(experiments) > 1):
         raise CommandError("--graph needs --dry-run and a single EXPERIMENT")
+    if args.export:
+        export.check_arguments(args)
     experiment = experiments[0]
     try:
+        if args.export:
+            return export.run(args, prefix, experiment, cache)
         if args.dry_run:
             plans = []
             for experiment in experiments:

@@ -17,6 +17,8 @@ removes them afterwards, :func:`run_in_block_dirs` also runs the block:
 
 Each directory is a new ``beat_*`` folder (``tempfile.mkdtemp``, in ``parent``
 if given); files are written as :func:`~.planner.dumps_configuration` does.
+:func:`write_block_dir` writes the same content as one platform-style block
+directory (what ``beat-backend block DIR`` runs).
 """
 
 from __future__ import annotations
@@ -104,6 +106,21 @@ def _write_dir(directory: str, fill: Callable[[str], None] | None, configuration
     with open(os.path.join(directory, "configuration.json"), "wb") as f:
         f.write(planner.dumps_configuration(configuration))
     return directory
+
+
+def write_block_dir(content: BlockContent, directory: str) -> None:
+    """Write ``content`` as one platform-style block directory (``beat-backend block DIR``).
+
+    ``prefix/`` gets what the run directory's holds and, when the block reads a
+    database, what the provider directory's holds (the databases);
+    ``configuration.json`` is the runner configuration as it is (its ``uid``
+    too: ``block`` rewrites it when it runs the block).
+    """
+    os.makedirs(directory, exist_ok=True)
+    content.fill_runner(directory)
+    if content.provider_configuration is not None and content.fill_provider is not None:
+        content.fill_provider(directory)
+    _write_dir(directory, None, content.runner_configuration)
 
 
 @contextlib.contextmanager

@@ -5,7 +5,9 @@
   at most :data:`TAIL_LINES` lines and :data:`TAIL_BYTES` bytes per stream;
 * :func:`locate`: the file and line of the user's code the error points at,
   in the user's prefix (the scripts run on exported copies of it);
-* :func:`condense`: a tail without the copies of an error already shown.
+* :func:`condense`: a tail without the copies of an error already shown;
+* :func:`user_paths`: a text whose traceback entries of user code name the
+  user's files, not the copies the scripts ran (what the CLI shows).
 
 The errors themselves (``user_error``, ``system_error``) stay exactly the
 texts the platform gets.
@@ -29,6 +31,7 @@ __all__ = [
     "outputs",
     "tail",
     "user_file",
+    "user_paths",
 ]
 
 #: lines kept of each stream of a process (the last ones)
@@ -179,3 +182,21 @@ def locate(result: ProcessResult, prefix: str) -> dict | None:
     """Where in the user's code the block failed: from its user error, else its system
     error (:func:`locate_text`)."""
     return locate_text(result.user_error, prefix) or locate_text(result.system_error, prefix)
+
+
+def user_paths(text: str, prefix: str, databases: str | None = None) -> str:
+    """``text`` with each traceback entry of user code naming the user's file in ``prefix``
+    (:func:`user_file`) instead of the copy (or relative path) the scripts ran; those of
+    databases in ``databases`` when given (a block directory's databases may come from
+    another prefix). Other entries are left as they are."""
+
+    def replaced(match: re.Match) -> str:
+        path, found = match.group(1), None
+        if databases is not None:
+            found = user_file(path, databases)
+            if found is not None and _under(found, databases).split(os.sep, 1)[0] != "databases":
+                found = None
+        found = found or user_file(path, prefix)
+        return match.group(0) if found is None else f'File "{found}", line {match.group(2)}'
+
+    return _FRAME.sub(replaced, text or "")

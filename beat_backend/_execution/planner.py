@@ -203,11 +203,15 @@ class Plan:
         raise KeyError(name)
 
     def block(self, name: str) -> PlanItem:
-        """The item ``name``; ``RunError("unknown block '<name>'")`` when there is none."""
+        """The item ``name``; ``RunError("unknown block '<name>'")`` when there is none (a
+        second line lists the experiment's blocks)."""
         try:
             return self[name]
         except KeyError:
-            raise RunError(f"unknown block {name!r}") from None
+            names = ", ".join(self.names)
+            raise RunError(
+                f"unknown block {name!r}\nthe blocks of {self.experiment}: {names}"
+            ) from None
 
     @property
     def names(self) -> list[str]:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from .._core.errors import IndexFailed, RunError
 from .._core.names import confined_path
+from .._format.plain import plain_value
 from . import failures, planner, preflight, staleness
 from .blockdirs import item_content, run_in_block_dirs
 from .processes import ProcessResult, die_with_parent_hook
@@ -91,6 +92,8 @@ class Report:
     outcomes: list[Outcome]
     results: dict
     cache_root: str
+    #: the prefix the run read (where failures are shown in the user's files)
+    prefix: str = ""
 
     @property
     def ok(self) -> bool:
@@ -220,32 +223,30 @@ def _select(plan: planner.Plan, only: str | None, with_deps: bool) -> list[plann
 
 def read_results(plan: planner.Plan, names=None) -> dict:
     """Analyzer results (``{analyzer: {result: value}}``) read back from the cache."""
-    from .._cache.source import CachedDataSource
-
     results = {}
     for item in plan.items:
         if item.kind != "analyzer" or (names is not None and item.name not in names):
             continue
-        output = item.outputs[0]
-        filename = confined_path(plan.cache_root, output.path, "result path") + ".data"
-        source = CachedDataSource()
-        if not source.setup(filename, plan.prefix):
-            continue
-        values = {}
-        for data, _, _ in source:
-            values = {k: _plain(v) for k, v in data.as_dict().items()}
-        source.close()
-        results[item.name] = values
+        values = read_result(plan.cache_root, item.outputs[0].path, plan.prefix)
+        if values is not None:
+            results[item.name] = values
     return results
 
 
-def _plain(value):
-    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
-        try:
-            return value.item()
-        except (ValueError, AttributeError):
-            pass
-    return value
+def read_result(cache_root: str, path: str, prefix: str) -> dict | None:
+    """An analyzer's results (``{result: value}``, plain Python values) from its output ``path``
+    (the analyzer's algorithm is read from ``prefix``); ``None`` when it cannot be read."""
+    from .._cache.source import CachedDataSource
+
+    filename = confined_path(cache_root, path, "result path") + ".data"
+    source = CachedDataSource()
+    if not source.setup(filename, prefix):
+        return None
+    values = {}
+    for data, _, _ in source:
+        values = {k: plain_value(v) for k, v in data.as_dict().items()}
+    source.close()
+    return values
 
 
 def run_experiment(
@@ -549,6 +550,12 @@ def _reports(
             ordered.append(outcome)
         names = {o.name for o in ordered if o.status in ("ran", "cached")}
         reports.append(
-            Report(the_plan.experiment, ordered, read_results(the_plan, names), cache_root)
+            Report(
+                the_plan.experiment,
+                ordered,
+                read_results(the_plan, names),
+                cache_root,
+                the_plan.prefix,
+            )
         )
     return reports

@@ -244,6 +244,56 @@ def test_help(command, capsys):
     assert "usage: beat-backend " + command in capsys.readouterr().out
 
 
+def test_run_help_tells_the_statuses_and_what_skipped_means(capsys):
+    assert main(["run", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Each block is reported ran, cached, failed or skipped (not run: a block of its " in out
+    assert "blocked: an input it needs was never produced)" in out
+    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    run_section = readme.split("## Running experiments: `beat-backend run`")[1].split("\n## ")[0]
+    assert "(`ran`, `cached`, `failed` or `skipped`, with seconds)" in run_section
+    assert "A block is `skipped` when a block failed before it started: ``not run:" in run_section
+    assert "``blocked: waits for `x', which did not run``" in run_section
+
+
+def test_blocks_run_together_get_distinct_progress_counters(prefix, tmp_path, capsys):
+    # --jobs 2: normalize_train and normalize_test start together (they once both were [1/5])
+    cache = str(tmp_path / "cache")
+    assert main(["run", "--jobs", "2", "--prefix", prefix, "--cache", cache, SMALL]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[")]
+    # both start before either finishes
+    assert lines[:2] == ["[1/5] normalize_train: running", "[2/5] normalize_test: running"]
+    counters = {}  # name -> [n/5] of its `running' line
+    for line in lines:
+        counter, name = line.split(" ")[:2]
+        if line.endswith(": running"):
+            counters[name] = counter
+        else:  # a block keeps its counter until it ran
+            assert counters[name] == counter, lines
+    assert sorted(counters.values()) == [f"[{n}/5]" for n in range(1, 6)]
+
+
+def test_float_results_are_the_shortest_text_of_their_type(prefix, tmp_path, capsys):
+    # accuracy is a float32: 0.96, not the float64 nearest it (0.9599999785423279)
+    cache = str(tmp_path / "cache")
+    linear = "example/example/two_classes/1/linear"
+    assert main(["run", "--json", "--prefix", prefix, "--cache", cache, linear]) == 0
+    out = capsys.readouterr().out
+    assert '"accuracy": 0.96,' in out and '"error_rate": 0.04,' in out
+    assert json.loads(out)["results"]["analysis"]["accuracy"] == 0.96
+    assert main(["run", "--prefix", prefix, "--cache", cache, linear]) == 0
+    assert "    accuracy             0.96\n" in capsys.readouterr().out
+
+
+def test_an_unknown_block_is_refused_with_the_names_of_the_blocks(prefix, tmp_path, capsys):
+    cache = str(tmp_path / "cache")
+    assert main(["run", "--prefix", prefix, "--cache", cache, "--block", "nosuch", SMALL]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "beat-backend run: error: unknown block 'nosuch'",
+        f"the blocks of {SMALL}: normalize_train, training, normalize_test, score, analysis",
+    ]
+
+
 def test_an_invalid_experiment_is_refused_in_text_and_json(prefix, tmp_path, capsys):
     path = os.path.join(prefix, "experiments", *SMALL.split("/")) + ".json"
     with open(path, "w") as f:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 
 import pytest
@@ -25,6 +26,9 @@ SMALL = "example/example/two_classes/1/linear_small"
 DOWNSTREAM = ["training", "normalize_test", "score", "analysis"]
 NORMALIZE = os.path.join("algorithms", "example", "normalize", "1.py")
 VIEW = os.path.join("databases", "synthetic", "1.py")
+LIBRARY = os.path.join("libraries", "example", "linalg", "1.py")
+#: a path in a scratch copy of the prefix (the directories the scripts run in)
+SCRATCH = re.compile(r"/beat_\w+/prefix/")
 
 
 @pytest.fixture
@@ -102,7 +106,9 @@ def test_a_user_error_in_process(prefix, tmp_path, capsys):
     assert status == 1
     out = captured.out
     assert f"block `normalize_train' failed (exit status 1) at {path}:{line}\n" in out
-    assert f"--- user error ---\n{expected}\n" in out
+    # the text report names the user's file, not the path in the copy the scripts ran (#16)
+    shown = expected.replace('"example/normalize/1.py"', f'"{path}"')
+    assert f"--- user error ---\n{shown}\n" in out
     assert "--- execute stdout (70 earlier lines not shown) ---\nline 70\n" in out
     assert "--- execute stderr" not in out  # it only logs the user error shown above
     assert "training         skipped     0.00  not run: `normalize_train' failed" in out
@@ -144,6 +150,52 @@ def test_a_user_error_in_a_database_view(prefix, tmp_path, capsys):
     status, captured = _run(capsys, prefix, cache)
     assert status == 1
     assert f"block `normalize_train' failed (exit status 1) at {path}:{line}\n" in captured.out
+    assert f'  File "{path}", line {line}, in get\n' in captured.out  # not the scratch copy
+    assert not SCRATCH.search(captured.out)
+
+
+def test_tracebacks_shown_name_the_users_files_not_the_copies(prefix, tmp_path, capsys):
+    # a library frame names `<scratch>/prefix/libraries/...', the algorithm's its path
+    # relative to the copy's algorithms/: the text report and `block' show the user's files,
+    # the platform's texts (`user_error' of --json and of `block --json') stay as they are
+    library, line = _break(
+        prefix,
+        LIBRARY,
+        '    """Scores of every feature vector (a float64 array)"""\n',
+        '    """Scores of every feature vector (a float64 array)"""\n'
+        '    raise ValueError("library broken")\n',
+        "library broken",
+    )
+    algorithm = os.path.join(prefix, "algorithms", "example", "linear_score", "1.py")
+    cache = str(tmp_path / "cache")
+    status, document = _run_json(capsys, prefix, cache)
+    assert status == 1
+    (failed,) = [b for b in document["blocks"] if b["status"] == "failed"]
+    user_error = failed["user_error"]
+    assert '\'File "example/linear_score/1.py", line ' in user_error
+    assert f'/prefix/libraries/example/linalg/1.py", line {line}, in score' in user_error
+    assert f'File "{library}"' not in user_error and SCRATCH.search(user_error)
+
+    status, captured = _run(capsys, prefix, cache)
+    assert status == 1
+    shown = captured.out.split("--- user error ---\n", 1)[1]
+    assert shown.startswith(f'\'File "{algorithm}", line ')
+    assert f'  File "{library}", line {line}, in score\n' in shown
+    assert not SCRATCH.search(captured.out)
+    assert '"example/linear_score/1.py"' not in captured.out
+
+    directory = tmp_path / "export"
+    assert main(["run", "--prefix", prefix, "--cache", cache, "--block", "score"]
+                + ["--export", str(directory), SMALL]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["block", str(directory), "--cache", cache]) == 1
+    out = capsys.readouterr().out
+    copy = directory / "prefix"
+    assert f'--- user error ---\n\'File "{copy}/algorithms/example/linear_score/1.py", ' in out
+    assert f'  File "{copy}/libraries/example/linalg/1.py", line {line}, in score\n' in out
+    assert not SCRATCH.search(out)
+    assert main(["block", str(directory), "--cache", cache, "--json"]) == 1
+    assert SCRATCH.search(json.loads(capsys.readouterr().out)["user_error"])
 
 
 def test_a_databases_provider_that_dies_is_a_system_error(prefix, tmp_path, capsys):

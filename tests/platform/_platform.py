@@ -21,6 +21,7 @@ from pathlib import Path
 
 from beat_backend._cache.fileset import fingerprinted_index
 from beat_backend._core.resources import embedded_prefix
+from beat_backend._format.plain import plain_value
 
 #: every experiment of the bundled prefix
 EXPERIMENTS = (
@@ -149,5 +150,6 @@ def cache_files(root, fingerprints: bool = False) -> dict[str, str]:
 
 
 def as_plain(values: dict) -> dict:
-    """Result values as plain Python numbers (``numpy.float32(0.96)`` -> ``0.96``)."""
-    return {key: value.item() if hasattr(value, "item") else value for key, value in values.items()}
+    """Result values as plain Python numbers (``numpy.float32(0.96)`` -> ``0.96``), as
+    ``beat-backend run --json`` gives them (#16: the shortest text of their type)."""
+    return {key: plain_value(value) for key, value in values.items()}

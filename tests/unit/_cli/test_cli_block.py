@@ -99,3 +99,22 @@ def test_an_invalid_database_is_refused_with_its_errors(tmp_path, cache):
     assert str(caught.value).startswith(f"database `golden_db/1' of `{prefix}' is invalid:\n")
     assert "protocol `main' has no `template'" in str(caught.value)
     assert os.listdir(scratch) == []  # the run directory made first is removed
+
+
+def test_without_prefix_the_databases_come_from_the_block_directory_only(tmp_path, cache):
+    directory = tmp_path / "block"
+    shutil.copytree(SCALE, directory)  # a platform block directory: no databases in prefix/
+    config = _config(directory)
+    with pytest.raises(CommandError) as caught:
+        _block_content(str(directory), config, None, str(cache))
+    assert str(caught.value) == (
+        f"the block reads database `golden_db/1', which is not in `{directory / 'prefix'}': "
+        "give the prefix holding it with --prefix DIR"
+    )
+    # once DIR/prefix holds it, it is read from there
+    prefix = golden_copy(tmp_path)
+    for kind in ("databases", "protocoltemplates", "dataformats"):
+        shutil.copytree(prefix / kind, directory / "prefix" / kind, dirs_exist_ok=True)
+    content = _block_content(str(directory), config, None, str(cache))
+    with block_dirs(content) as dirs:
+        assert "databases/golden_db/1.json" in files(Path(dirs.db_dir) / "prefix")

@@ -27,6 +27,7 @@ from beat_backend._execution.blockdirs import (
     block_dirs,
     item_content,
     runner_configuration_here,
+    write_block_dir,
 )
 from beat_backend._execution.dask_launcher import BlockTask
 from beat_backend._execution.planner import (
@@ -216,3 +217,20 @@ def test_directories_are_removed_on_exit_on_errors_and_kept_on_request(tmp_path)
     assert sorted(os.listdir(tmp_path)) == sorted(
         os.path.basename(d) for d in (dirs.run_dir, dirs.db_dir, dirs.loop_db_dir)
     )
+
+
+@pytest.mark.parametrize(("label", "name"), [(RUN1, "scale"), (RUN1, "report"), (LOOP, "tune")])
+def test_a_block_directory_holds_the_script_directories_in_one(tmp_path, label, name):
+    root = GOLDEN_PREFIX if label == RUN1 else loop_prefix(tmp_path)
+    item = plan(str(root), label, str(tmp_path / "cache"))[name]
+    directory = tmp_path / "block"
+    write_block_dir(item_content(item), str(directory))
+    expected = {"configuration.json": dumps_configuration(item.runner_configuration)}
+    with block_dirs(item_content(item)) as dirs:
+        for made in (dirs.run_dir, dirs.db_dir):
+            if made is not None:
+                tree = _tree(made)
+                del tree["configuration.json"]
+                expected.update(tree)
+    assert _tree(directory) == expected
+    assert any(n.startswith("prefix/databases/") for n in expected) == item.needs_provider

@@ -16,6 +16,7 @@ from beat_backend._execution.failures import (
     outputs,
     tail,
     user_file,
+    user_paths,
 )
 from beat_backend._execution.processes import ProcessOutput, ProcessResult
 
@@ -122,6 +123,50 @@ def test_locate_gives_the_innermost_frame_of_user_code(prefix):
     # the user error first, else the system error
     result = ProcessResult(status=1, user_error="no frame", system_error=syntax)
     assert locate(result, prefix) == {"file": algorithm, "line": 14}
+
+
+def test_user_paths_name_the_users_files_in_the_tracebacks_shown(prefix):
+    error = (
+        '\'File "example/normalize/1.py", line 13, in process\n'
+        "    stats.mean(x)\n"
+        '  File "/tmp/beat_x/prefix/libraries/example/stats/1.py", line 4, in mean\n'
+        "    return numpy.mean(x)\n"
+        '  File "/usr/lib/python3/numpy/core/_methods.py", line 9, in _mean\n'
+        '  File "/tmp/beat_y/prefix/databases/synthetic/1.py", line 7, in get\n'
+        "ValueError: no'"
+    )
+    algorithm = os.path.join(prefix, "algorithms", "example", "normalize", "1.py")
+    library = os.path.join(prefix, "libraries", "example", "stats", "1.py")
+    database = os.path.join(prefix, "databases", "synthetic", "1.py")
+    assert user_paths(error, prefix) == (
+        f'\'File "{algorithm}", line 13, in process\n'
+        "    stats.mean(x)\n"
+        f'  File "{library}", line 4, in mean\n'
+        "    return numpy.mean(x)\n"
+        '  File "/usr/lib/python3/numpy/core/_methods.py", line 9, in _mean\n'
+        f'  File "{database}", line 7, in get\n'
+        "ValueError: no'"
+    )
+    assert user_paths("no traceback", prefix) == "no traceback"
+    assert user_paths("", prefix) == ""
+
+
+def test_user_paths_take_the_databases_from_their_own_prefix(prefix, tmp_path):
+    # a block directory's algorithms are in DIR/prefix, its databases maybe in --prefix
+    other = tmp_path / "databases" / "prefix"
+    (other / "databases" / "synthetic").mkdir(parents=True)
+    (other / "databases" / "synthetic" / "1.py").write_text("# view\n")
+    (other / "algorithms" / "example" / "normalize").mkdir(parents=True)
+    (other / "algorithms" / "example" / "normalize" / "1.py").write_text("# not this one\n")
+    text = (
+        'File "example/normalize/1.py", line 3\n'
+        'File "/tmp/beat_y/prefix/databases/synthetic/1.py", line 7, in get'
+    )
+    algorithm = os.path.join(prefix, "algorithms", "example", "normalize", "1.py")
+    database = os.path.join(other, "databases", "synthetic", "1.py")
+    assert user_paths(text, prefix, str(other)) == (
+        f'File "{algorithm}", line 3\nFile "{database}", line 7, in get'
+    )
 
 
 def _process(name, status, stdout="", stderr="", stopped=False):

@@ -28,6 +28,7 @@ from _prefix import files, write
 from beat_backend._assets.algorithm import Algorithm
 from beat_backend._assets.database import Database
 from beat_backend._assets.experiment import Experiment
+from beat_backend._core.errors import RunError
 from beat_backend._core.hashing import _stringify, hashDataset
 from beat_backend._execution.planner import (
     CACHED,
@@ -73,6 +74,16 @@ def test_order_and_dependencies(empty_cache):
         assert list(item.dependencies) == GOLDEN["dependencies"][item.name]
     assert p.experiment == GOLDEN["experiment"]
     assert p.toolchain == GOLDEN["toolchain"]
+
+
+def test_an_unknown_block_is_refused_with_the_names_of_the_blocks(empty_cache):
+    p = golden_plan(empty_cache)
+    assert p.block("scale") is p["scale"]
+    with pytest.raises(RunError) as caught:
+        p.block("nosuch")
+    first, names = str(caught.value).split("\n")
+    assert first == "unknown block 'nosuch'"  # the text before #16
+    assert names == f"the blocks of {RUN1}: " + ", ".join(GOLDEN["execution_order"])
 
 
 def test_configurations_are_identical_text(empty_cache):
