@@ -150,6 +150,8 @@ def _block_content(directory: str, config: dict, explicit: str | None, cache: st
 
 
 def _print_result(result: ProcessResult, config: dict, as_json: bool) -> None:
+    from .._execution.failures import hints
+
     if as_json:
         print(
             json.dumps(
@@ -157,6 +159,7 @@ def _print_result(result: ProcessResult, config: dict, as_json: bool) -> None:
                     "status": result.status,
                     "user_error": result.user_error,
                     "system_error": result.system_error,
+                    "hints": hints(result),
                     "statistics": result.statistics,
                     "seconds": round(result.seconds, 3),
                 },
@@ -165,7 +168,7 @@ def _print_result(result: ProcessResult, config: dict, as_json: bool) -> None:
         )
         return
     print(f"block {config['algorithm']}: exit status {result.status} ({result.seconds:.2f} s)")
-    print_process_output(result)
+    print_process_output(result, hints=hints(result))
     if result.statistics.get("files"):
         for entry in result.statistics["files"]:
             print(f"output {entry['hash']}: {entry['blocks']} blocks, {entry['size']} bytes")

@@ -77,9 +77,10 @@ def error(prog: str, message: str) -> int:
     return 2
 
 
-def print_process_output(result, stream=None) -> None:
+def print_process_output(result, stream=None, hints=()) -> None:
     """Print a block's user and system errors, stdout and stderr, each under a
-    ``--- <label> ---`` line (the empty ones are left out)."""
+    ``--- <label> ---`` line (the empty ones are left out); ``hint: <hint>`` lines
+    follow the errors."""
     for label, text in (
         ("user error", result.user_error),
         ("system error", result.system_error),
@@ -88,3 +89,6 @@ def print_process_output(result, stream=None) -> None:
     ):
         if text:
             print(f"--- {label} ---\n{text}", file=stream)
+        if label == "system error":
+            for hint in hints:
+                print(f"hint: {hint}", file=stream)
