@@ -176,11 +176,14 @@ def _results(result: ProcessResult, config: dict, directory: str, cache: str) ->
 def _print_result(
     result: ProcessResult, config: dict, results: dict | None, as_json: bool, paths
 ) -> None:
+    from .._execution.failures import hints
+
     if as_json:
         document = {
             "status": result.status,
             "user_error": result.user_error,
             "system_error": result.system_error,
+            "hints": hints(result),
             "statistics": result.statistics,
             "seconds": round(result.seconds, 3),
         }
@@ -191,7 +194,7 @@ def _print_result(
     from .run import print_results
 
     print(f"block {config['algorithm']}: exit status {result.status} ({result.seconds:.2f} s)")
-    print_process_output(result, paths=paths)
+    print_process_output(result, paths=paths, hints=hints(result))
     if result.statistics.get("files"):
         for entry in result.statistics["files"]:
             print(f"output {entry['hash']}: {entry['blocks']} blocks, {entry['size']} bytes")

@@ -77,10 +77,11 @@ def error(prog: str, message: str) -> int:
     return 2
 
 
-def print_process_output(result, stream=None, paths=None) -> None:
+def print_process_output(result, stream=None, paths=None, hints=()) -> None:
     """Print a block's user and system errors, stdout and stderr, each under a
     ``--- <label> ---`` line (the empty ones are left out); ``paths`` (text -> text)
-    rewrites what is printed (the user's files in tracebacks)."""
+    rewrites what is printed (the user's files in tracebacks); ``hint: <hint>``
+    lines follow the errors."""
     for label, text in (
         ("user error", result.user_error),
         ("system error", result.system_error),
@@ -89,3 +90,6 @@ def print_process_output(result, stream=None, paths=None) -> None:
     ):
         if text:
             print(f"--- {label} ---\n{paths(text) if paths else text}", file=stream)
+        if label == "system error":
+            for hint in hints:
+                print(f"hint: {hint}", file=stream)

@@ -308,10 +308,13 @@ def print_failure(outcome, stream=None, prefix: str = "") -> None:
     for label, text in errors.items():
         if text:
             print(f"--- {label} ---\n{show(text).rstrip()}", file=stream)
+    for hint in entry["hints"]:
+        print(f"hint: {hint}", file=stream)
     for process in entry["output"]:
         label = process["process"]
         for name in ("stdout", "stderr"):
-            text, omitted = failures.condense(process[name], errors), process["omitted"][name]
+            text = failures.condense(process[name], errors, entry["hints"])
+            omitted = process["omitted"][name]
             if not text:
                 continue
             notes = []

@@ -45,6 +45,17 @@ def group_units(objects, attribute: str, offset: int = 0) -> list:
     return infos
 
 
+def cast_view_data(cls, data):
+    """What a run makes of a value a view's ``get()`` returned for an output of type ``cls``.
+
+    A dict is cast into ``cls`` with safe casting and no defaults (every declared
+    field, no other); anything else is kept as it is (it must pack itself).
+    """
+    if isinstance(data, dict):
+        data = cls.__new__(cls).from_dict(data, casting="safe", add_defaults=False)
+    return data
+
+
 class DatabaseOutputDataSource(DataSource):
     """Utility class to load data from an output of a database view."""
 
@@ -106,10 +117,7 @@ class DatabaseOutputDataSource(DataSource):
             return _NONE3
         infos = self.infos[index]
         t0 = time.perf_counter()
-        data = self.view.get(self.output_name, infos.position)
-        if isinstance(data, dict):
-            cls = self._type
-            data = cls.__new__(cls).from_dict(data, casting="safe", add_defaults=False)
+        data = cast_view_data(self._type, self.view.get(self.output_name, infos.position))
         if self.pack:
             data = data.pack()
             self.nb_bytes_read += len(data)

@@ -7,23 +7,99 @@ subclasses: ``index``/``setup``/``get``) are adapted to the push protocol:
 their index goes through the index-file JSON round trip (as in the platform),
 and every connected output then writes the units the view yields for it,
 grouped like ``DatabaseOutputDataSource`` does.
+
+When ``outputs_declaration`` maps the outputs to their dataformats, every value
+a view writes goes through what a real run does with it (the databases
+provider's cast and encoding, the algorithm side's decoding): a value a run
+would refuse raises the run's exception, with the output, the index and the
+value as notes.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy
 
+from .._assets.dataformat import DataFormat
 from .._core.errors import OutputError
 from .._core.jsonio import loads_declaration
-from .dbsource import group_units
+from .dbsource import cast_view_data, group_units
 from .viewrunner import dumps_index, entries_from_index
 
 #: consecutive steps without progress after which a push-style view is deemed stuck
 _MAX_STALLED_STEPS = 1000
+#: longest text of a value in the notes of a refused value
+_MAX_VALUE_TEXT = 300
+
+
+def check_value(dataformat, data) -> None:
+    """Raise what a real run raises for ``data`` given for an output of ``dataformat``.
+
+    The databases provider casts the value (:func:`cast_view_data`) and packs it;
+    the algorithm's side decodes the bytes with the output's type.
+    """
+    cls = dataformat.type
+    cls._from_buffer(cast_view_data(cls, data).pack())
+
+
+def _value_text(data) -> str:
+    text = repr(data)
+    return text if len(text) <= _MAX_VALUE_TEXT else text[: _MAX_VALUE_TEXT - 3] + "..."
+
+
+def _view_file(view_class) -> str | None:
+    """The file defining ``view_class`` (user modules are not in ``sys.modules``)."""
+    for value in vars(view_class).values():
+        code = getattr(value, "__code__", None)
+        if code is not None:
+            return code.co_filename
+    module = sys.modules.get(getattr(view_class, "__module__", None) or "")
+    return getattr(module, "__file__", None)
+
+
+def _prefix_of(path: str | None) -> str | None:
+    """``<prefix>`` of a view file ``<prefix>/databases/<name>/<version>.py``, else ``None``."""
+    if not path or not path.endswith(".py"):
+        return None
+    databases = os.path.dirname(os.path.dirname(os.path.abspath(path)))
+    if os.path.basename(databases) != "databases":
+        return None
+    return os.path.dirname(databases)
+
+
+def load_dataformats(view_class, outputs_declaration, prefix: str | None = None) -> dict:
+    """Output name -> ``DataFormat`` when ``outputs_declaration`` is a mapping, else ``{}``.
+
+    ``prefix`` defaults to the prefix the view's file lives in. ``OutputError``
+    when there is none or a dataformat is not valid (its errors as notes).
+    """
+    if not isinstance(outputs_declaration, Mapping):
+        return {}
+    if prefix is None:
+        path = _view_file(view_class)
+        prefix = _prefix_of(path)
+        if prefix is None:
+            raise OutputError(
+                "cannot check the values against the dataformats: give prefix= (the view's "
+                f"file `{path}' is not in <prefix>/databases/<name>/<version>.py)"
+            )
+    cache: dict = {}
+    dataformats = {}
+    for output, name in outputs_declaration.items():
+        dataformat = cache.get(name) if isinstance(name, str) else None
+        if dataformat is None:
+            dataformat = DataFormat(prefix, name, dataformat_cache=cache)
+        if not dataformat.valid:
+            error = OutputError(f"the dataformat `{name}' of output `{output}' is not valid")
+            for message in dataformat.errors:
+                error.add_note(message)
+            raise error
+        dataformats[output] = dataformat
+    return dataformats
 
 
 class _OutputList:
@@ -122,20 +198,40 @@ class DatabaseTester:
     don't; it prints statistics and, when all outputs are connected, writes a
     text report ``<name with spaces as _>.txt`` into ``report_dir`` (default:
     the current directory). Outputs are assumed to produce data at constant
-    intervals, except those listed in ``irregular_outputs``.
+    intervals, except those listed in ``irregular_outputs``. When
+    ``outputs_declaration`` maps output names to dataformat names, each value
+    is also checked as a real run would (:func:`check_value`); the dataformats
+    are loaded from ``prefix`` (default: the prefix of the view's file).
     """
 
     class MockOutput:
-        """Records what a view writes: ``(start, end, data)`` tuples."""
+        """Records what a view writes: ``(start, end, data)`` tuples.
 
-        def __init__(self, name, connected):
+        With a ``dataformat``, each value is first checked as a real run would
+        (:func:`check_value`); a refused value raises the run's exception with
+        the output, the index and the value as notes.
+        """
+
+        def __init__(self, name, connected, dataformat=None):
             self.name = name
             self.connected = connected
+            self.dataformat = dataformat
             self.last_written_data_index = -1
             self.written_data = []
 
         def write(self, data, end_data_index):
-            self.written_data.append((self.last_written_data_index + 1, end_data_index, data))
+            start = self.last_written_data_index + 1
+            if self.dataformat is not None:
+                try:
+                    check_value(self.dataformat, data)
+                except Exception as exc:
+                    exc.add_note(f"output: {self.name}")
+                    end = end_data_index
+                    span = "" if end == start else f" (data indices {start} to {end})"
+                    exc.add_note(f"index: {start}{span}")
+                    exc.add_note(f"value: {_value_text(data)}")
+                    raise
+            self.written_data.append((start, end_data_index, data))
             self.last_written_data_index = end_data_index
 
         def isConnected(self):
@@ -213,6 +309,7 @@ class DatabaseTester:
         all_combinations: bool = True,
         root_folder=None,
         report_dir: str | None = None,
+        prefix: str | None = None,
     ):
         self.name = name
         self.view_class = view_class
@@ -222,6 +319,7 @@ class DatabaseTester:
         self.root_folder = root_folder
         self.report_dir = report_dir
         self.pull_style = _is_pull_style(view_class)
+        self.dataformats = load_dataformats(view_class, outputs_declaration, prefix)
 
         self.determine_regular_intervals(outputs_declaration)
 
@@ -256,7 +354,7 @@ class DatabaseTester:
         """One ``next()`` with every output connected gives each regular interval."""
         outputs = _OutputList()
         for name in outputs_declaration:
-            outputs.add(DatabaseTester.MockOutput(name, True))
+            outputs.add(DatabaseTester.MockOutput(name, True, self.dataformats.get(name)))
 
         view = self._new_view(outputs)
         view.next()
@@ -284,7 +382,8 @@ class DatabaseTester:
 
         outputs = _OutputList()
         for name in self.outputs_declaration:
-            outputs.add(DatabaseTester.MockOutput(name, name in connected))
+            dataformat = self.dataformats.get(name)
+            outputs.add(DatabaseTester.MockOutput(name, name in connected, dataformat))
 
         view = self._new_view(outputs)
 

@@ -122,6 +122,8 @@ class AlgorithmExecutor:
             self.loop_channel = LoopChannel(loop_socket)
             self.loop_channel.setup(self.algorithm, self.prefix)
         self._runner = None
+        #: what the user's ``process()`` last returned (a falsy value fails the block)
+        self.returned = None
 
     @property
     def runner(self):
@@ -195,6 +197,7 @@ class AlgorithmExecutor:
                     outputs=self.output_list,
                     loop_channel=self.loop_channel,
                 )
+            self.returned = retval
             if retval:
                 self._check_provider()
         except BaseException:

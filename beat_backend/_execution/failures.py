@@ -8,6 +8,8 @@
 * :func:`condense`: a tail without the copies of an error already shown;
 * :func:`user_paths`: a text whose traceback entries of user code name the
   user's files, not the copies the scripts ran (what the CLI shows).
+* :func:`hints`: what the scripts logged that says more than the errors
+  (:data:`RETURNED_NONE`: a user method returned ``None``, not ``False``).
 
 The errors themselves (``user_error``, ``system_error``) stay exactly the
 texts the platform gets.
@@ -25,7 +27,9 @@ __all__ = [
     "TAIL_BYTES",
     "TAIL_LINES",
     "Tail",
+    "RETURNED_NONE",
     "condense",
+    "hints",
     "locate",
     "locate_text",
     "outputs",
@@ -43,6 +47,12 @@ TAIL_BYTES = 8 * 1024
 _FRAME = re.compile(r'File "([^"\n]+)", line (\d+)')
 #: the folders of a prefix holding user code
 _CODE = ("algorithms", "databases", "libraries")
+#: what ``execute`` / ``loop_execute`` log when a user method returned ``None``: the
+#: platform only gets ``Could not <step> algorithm (returned False)``
+RETURNED_NONE = "{}() returned None; return True to go on"
+_RETURNED_NONE = re.compile(
+    r"^.*?\b((?:setup|prepare|process)\(\) returned None; return True to go on)$", re.M
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,10 +120,27 @@ def outputs(result: ProcessResult) -> list[dict]:
     return entries
 
 
-def condense(text: str, errors: dict[str, str]) -> str:
+def hints(result: ProcessResult) -> list[str]:
+    """Hints the scripts of a failed block logged (:data:`RETURNED_NONE`), each once."""
+    found: list[str] = []
+    for process in result.processes or [result]:
+        for match in _RETURNED_NONE.finditer(process.stderr or ""):
+            if match.group(1) not in found:
+                found.append(match.group(1))
+    return found
+
+
+def _hint_of(line: str) -> str | None:
+    match = _RETURNED_NONE.match(line)
+    return match.group(1) if match else None
+
+
+def condense(text: str, errors: dict[str, str], shown_hints=()) -> str:
     """``text`` without the errors already shown (``{label: error}``): ``""`` when it
     only repeats one (its end, or one log line of it), else each copy of an error
-    replaced by ``(the <label> above)``."""
+    replaced by ``(the <label> above)``. The log lines of ``shown_hints`` are left out."""
+    if shown_hints:
+        text = "\n".join(line for line in text.split("\n") if _hint_of(line) not in shown_hints)
     text = text.strip()
     for label, error in errors.items():
         error = error.strip()

@@ -79,6 +79,7 @@ class Outcome:
                 user_error=result.user_error,
                 system_error=result.system_error,
                 location=self.location,
+                hints=failures.hints(result),
                 output=failures.outputs(result),
             )
         return entry

@@ -19,7 +19,7 @@ from _paths import REPO
 from _prefix import edit_json
 
 from beat_backend._cli.main import main
-from beat_backend._execution import failures
+from beat_backend._execution import failures, planner
 from beat_backend._execution.runner import run_experiment
 
 SMALL = "example/example/two_classes/1/linear_small"
@@ -292,3 +292,74 @@ def test_an_index_that_cannot_be_built_stops_the_run(prefix, tmp_path, capsys):
     assert (lines[1], lines[-1]) == (title, f"    hint: {hint}")
     assert "ValueError: boom-index" in captured.err
     assert not any(name.endswith(".db") for _, _, files in os.walk(cache) for name in files)
+
+
+# -- a user method returning None (issue #16, 5b) --------------------------------------
+
+SETUP_END = '        self.scale = float(parameters["scale"])\n        return True\n'
+PROCESS_END = (
+    '            {"id": sample.id, "features": features.astype(numpy.float32)}\n        )\n'
+)
+RETURNED_FALSE = "'Could not run algorithm (returned False)'"
+PROCESS_HINT = "process() returned None; return True to go on"
+
+
+def test_process_returning_none_keeps_the_platforms_text_and_gets_a_hint(prefix, tmp_path, capsys):
+    _break(prefix, NORMALIZE, PROCESS_END + "        return True\n", PROCESS_END, "astype")
+    cache = str(tmp_path / "cache")
+    status, document = _run_json(capsys, prefix, cache)
+    assert status == 1
+    failed = document["blocks"][0]
+    assert (failed["name"], failed["user_error"], failed["system_error"]) == (
+        "normalize_train",
+        RETURNED_FALSE,  # what the platform gets, unchanged
+        "",
+    )
+    assert failed["hints"] == [PROCESS_HINT]
+    (execute,) = failed["output"]
+    assert execute["stderr"].split("\n")[0].endswith(f"ERROR: {PROCESS_HINT}")  # execute's log
+    assert _skipped_after(document, "normalize_train")
+
+    status, captured = _run(capsys, prefix, cache)
+    assert status == 1
+    assert (
+        "\nblock `normalize_train' failed (exit status 1)\n"
+        f"--- user error ---\n{RETURNED_FALSE}\nhint: {PROCESS_HINT}\n"
+    ) in captured.out
+    assert "--- execute stderr" not in captured.out  # its two lines are shown above
+
+    # `beat-backend block' on the platform-style directory of the same block
+    directory = tmp_path / "block"
+    planner.write_runner_dir(planner.plan(prefix, SMALL, cache)["normalize_train"], str(directory))
+    command = ["block", str(directory), "--prefix", prefix, "--cache", cache]
+    assert main(command) == 1
+    out = capsys.readouterr().out
+    assert f"--- user error ---\n{RETURNED_FALSE}\nhint: {PROCESS_HINT}\n" in out
+    assert main([*command, "--json"]) == 1
+    document = json.loads(capsys.readouterr().out)
+    assert (document["user_error"], document["hints"]) == (RETURNED_FALSE, [PROCESS_HINT])
+
+
+def test_setup_returning_none_gets_a_hint_and_false_gets_none(prefix, tmp_path, capsys):
+    path = os.path.join(prefix, NORMALIZE)
+    with open(path, encoding="utf-8") as f:
+        original = f.read()
+    _break(prefix, NORMALIZE, SETUP_END, SETUP_END.replace("return True", "pass"), "pass")
+    cache = str(tmp_path / "cache")
+    status, captured = _run(capsys, prefix, cache)
+    assert status == 1
+    assert (
+        "--- user error ---\n'Could not setup algorithm (returned False)'\n"
+        "hint: setup() returned None; return True to go on\n"
+    ) in captured.out
+
+    with open(path, "w", encoding="utf-8") as f:  # process() returning False: no hint
+        f.write(original)
+    old = PROCESS_END + "        return True\n"
+    _break(prefix, NORMALIZE, old, PROCESS_END + "        return False\n", "return False")
+    status, document = _run_json(capsys, prefix, cache)
+    assert status == 1
+    failed = document["blocks"][0]
+    assert (failed["user_error"], failed["hints"]) == (RETURNED_FALSE, [])
+    status, captured = _run(capsys, prefix, cache)
+    assert "hint:" not in captured.out

@@ -55,6 +55,18 @@ def user_message(error: UserError) -> str:
     return str(error)
 
 
+def check_returned(logger: logging.Logger, method: str, returned, message: str) -> None:
+    """``UserError(message)`` (the platform's text) when the user's ``method()`` returned a
+    falsy value; ``None`` is logged first (``beat-backend`` turns that line into a hint)."""
+    if returned:
+        return
+    if returned is None:
+        from ..._execution.failures import RETURNED_NONE
+
+        logger.error(RETURNED_NONE.format(method))
+    raise UserError(message)
+
+
 def report_error(exc: Exception, logger: logging.Logger, send: Callable[[str, str], object]) -> int:
     """Log ``exc`` (being handled) and ``send(kind, message)`` it to the peer; return 1.
 

@@ -12,9 +12,8 @@ import math
 import os
 import traceback
 
-from ..._core.errors import UserError
 from . import _common as common
-from ._errors import report_error, user_code
+from ._errors import check_returned, report_error, user_code
 
 NAME = "execute"
 SCRIPT = "execute.py"
@@ -124,14 +123,14 @@ def _execute(args, logger, socket, db_socket, loop_socket, platform) -> int:
             AlgorithmExecutor, socket, args, db_socket, algorithms, loop_socket=loop_socket
         )
         with user_code(algorithms):
-            if not executor.setup():
-                raise UserError("Could not setup algorithm (returned False)")
+            returned = executor.setup()
+        check_returned(logger, "setup", returned, "Could not setup algorithm (returned False)")
         with user_code(algorithms):
-            if not executor.prepare():
-                raise UserError("Could not prepare algorithm (returned False)")
+            returned = executor.prepare()
+        check_returned(logger, "prepare", returned, "Could not prepare algorithm (returned False)")
         with user_code(algorithms):
-            if not executor.process():
-                raise UserError("Could not run algorithm (returned False)")
+            returned = executor.process() or executor.returned
+        check_returned(logger, "process", returned, "Could not run algorithm (returned False)")
         logger.debug("done")
         return 0
     except Exception as exc:

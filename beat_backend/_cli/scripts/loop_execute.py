@@ -10,9 +10,8 @@ import argparse
 import os
 import traceback
 
-from ..._core.errors import UserError
 from . import _common as common
-from ._errors import report_error, user_code
+from ._errors import check_returned, report_error, user_code
 from .databases_provider import stop_handler
 
 NAME = "loop_execute"
@@ -104,11 +103,12 @@ def _evaluate(args, logger, handler, db_socket) -> int:
                 "\n  * ".join(["Failed to load the loop algorithm:", *executor.errors])
             )
         with user_code(algorithms):
-            if not executor.setup():
-                raise UserError("Could not setup loop algorithm (returned False)")
+            returned = executor.setup()
+        check_returned(logger, "setup", returned, "Could not setup loop algorithm (returned False)")
         with user_code(algorithms):
-            if not executor.prepare():
-                raise UserError("Could not prepare loop algorithm (returned False)")
+            returned = executor.prepare()
+        message = "Could not prepare loop algorithm (returned False)"
+        check_returned(logger, "prepare", returned, message)
         executor.process()
         logger.debug("serving on %s", handler.address)
         executor.wait()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -25,7 +26,12 @@ import zmq
 from beat_backend._cli.main import main as beat_backend_main
 from beat_backend._cli.scripts import _common as common
 from beat_backend._cli.scripts import describe as describe_impl
-from beat_backend._cli.scripts._errors import classify, trimmed_traceback, user_message
+from beat_backend._cli.scripts._errors import (
+    check_returned,
+    classify,
+    trimmed_traceback,
+    user_message,
+)
 from beat_backend._version import __version__
 
 SCRIPTS = _scripts.SCRIPTS
@@ -601,6 +607,21 @@ def test_classification(tmp_path):
         "'Could not setup algorithm (returned False)'"
     )
     assert user_message(UserError("name 'b'\nline")) == "'name 'b'\nline'"
+
+
+@pytest.mark.parametrize(
+    ("returned", "logged"),
+    [(None, ["process() returned None; return True to go on"]), (False, []), (0, [])],
+)
+def test_check_returned_logs_a_none_then_raises_the_platforms_text(returned, logged, caplog):
+    from beat_backend.exceptions import UserError
+
+    logger = logging.getLogger("beat_backend.scripts.test")
+    check_returned(logger, "process", True, "unused")
+    with caplog.at_level(logging.ERROR, logger=logger.name), pytest.raises(UserError) as excinfo:
+        check_returned(logger, "process", returned, "Could not run algorithm (returned False)")
+    assert excinfo.value.value == "Could not run algorithm (returned False)"
+    assert [r.getMessage() for r in caplog.records] == logged
 
 
 # -- execute set-up failures, in process, against the platform's MessageHandler -------

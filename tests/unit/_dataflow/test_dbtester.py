@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import collections
 import os
+import traceback
 
 import numpy
 import pytest
+from _prefix import add_dataformat, write
 
 from beat_backend._core.resources import embedded_prefix
 from beat_backend.database import Database, DatabaseTester, View
-from beat_backend.exceptions import OutputError
+from beat_backend.exceptions import CastingError, OutputError
 from beat_backend.loader import load_module
 from beat_backend.protocoltemplate import ProtocolTemplate
 
@@ -390,3 +392,244 @@ def test_pull_index_must_survive_the_index_file(tmp_path):
     with pytest.raises(OutputError) as excinfo:
         DatabaseTester("p", Pull, ["value"], {"mode": "not_json"}, report_dir=str(tmp_path))
     assert excinfo.value.value.startswith("index() returned entries that cannot be indexed: ")
+
+
+# ---------------------------------------------------------------------------
+# Values: checked against the set's dataformats as a real run does (issue #16)
+
+ITEM = "t/item/1"
+POINT = "t/point/1"
+ITEM_FIELDS = "id, point, values, name"
+
+ITEMS_VIEW = """\
+import numpy
+from collections import namedtuple
+
+from beat.backend.python.database import View
+
+Entry = namedtuple("Entry", ["key"])
+
+
+def good(key):
+    return {
+        "id": numpy.uint64(key),
+        "point": {"x": numpy.int32(key), "y": 0.5},
+        "values": numpy.zeros((2, 3), dtype=numpy.float32),
+        "name": "entry %d" % key,
+    }
+
+
+BAD = {
+    "string_for_int": lambda v: v.update(id="abc"),
+    "python_int_for_uint64": lambda v: v.update(id=7),
+    "float_for_int": lambda v: v.update(id=1.5),
+    "missing_field": lambda v: v.pop("name"),
+    "extra_field": lambda v: v.update(more=1),
+    "list_for_nested_object": lambda v: v.update(point=[1, 0.5]),
+    "wrong_array_shape": lambda v: v.update(values=numpy.zeros((3, 2), dtype=numpy.float32)),
+    "wrong_array_rank": lambda v: v.update(values=numpy.zeros(6, dtype=numpy.float32)),
+    "strings_in_a_numeric_array": lambda v: v.update(values=[["a", "b", "c"]] * 2),
+}
+
+
+class Items(View):
+    def __init__(self):
+        super().__init__()
+        self.output_member_map = {"item": "key", "point": "key"}
+
+    def index(self, root_folder, parameters):
+        return [Entry(i) for i in range(parameters.get("size", 4))]
+
+    def get(self, output, index):
+        key = self.objs[index].key
+        if output == "point":
+            return {"x": numpy.int32(key), "y": 0.25}
+        value = good(key)
+        bad = self.parameters.get("bad")
+        if index == self.parameters.get("at", 0) and bad is not None:
+            if bad == "list_for_the_object":
+                return list(value.values())
+            BAD[bad](value)
+        return value
+"""
+
+#: bad kind -> (exception type, message): what the real run raises
+BAD_VALUES = {
+    "string_for_int": (
+        "CastingError",
+        f"cannot safely cast attribute `id' on dataformat `{ITEM}' with type `<U3' to "
+        "`uint64' without precision loss",
+    ),
+    "python_int_for_uint64": (
+        "CastingError",
+        f"cannot safely cast attribute `id' on dataformat `{ITEM}' with type `int64' to "
+        "`uint64' without precision loss",
+    ),
+    "float_for_int": (
+        "CastingError",
+        f"cannot safely cast attribute `id' on dataformat `{ITEM}' with type `float64' to "
+        "`uint64' without precision loss",
+    ),
+    "missing_field": (
+        "FieldsError",
+        f"missing attributes (name) for dataformat `{ITEM}' which require `{ITEM_FIELDS}'",
+    ),
+    "extra_field": (  # the spec's text: an empty list when extra keys are present
+        "FieldsError",
+        f"missing attributes () for dataformat `{ITEM}' which require `{ITEM_FIELDS}'",
+    ),
+    "list_for_the_object": ("AttributeError", "'list' object has no attribute 'pack'"),
+    "list_for_nested_object": ("AttributeError", "'list' object has no attribute 'keys'"),
+    "wrong_array_shape": (
+        "CastingError",
+        f"input argument for array attribute `values' on dataformat `{ITEM}' does not respect "
+        "dimension restrictions for dimension `0' as requested in the data format (3 != 2)",
+    ),
+    "wrong_array_rank": (
+        "CastingError",
+        f"input argument for array attribute `values' on dataformat `{ITEM}' has 1 dimensions "
+        "and does not respect what is requested in the data format (2 dimension(s))",
+    ),
+    "strings_in_a_numeric_array": (
+        "CastingError",
+        f"input argument for array attribute `values' on dataformat `{ITEM}' cannot be "
+        "converted to an array of `float32': could not convert string to float: 'a'",
+    ),
+}
+
+
+def items_prefix(root, parameters=None):
+    """A prefix with the dataformats ``t/point/1`` and ``t/item/1`` and the database
+    ``t/1`` (view ``Items``, protocol ``p``, set ``s`` with outputs item and point)."""
+    add_dataformat(root, POINT, {"x": "int32", "y": "float64"})
+    add_dataformat(
+        root, ITEM, {"id": "uint64", "point": POINT, "values": [2, 3, "float32"], "name": "string"}
+    )
+    write(
+        root,
+        "protocoltemplates/tpl/1.json",
+        {"schema_version": 1, "sets": [{"name": "s", "outputs": {"item": ITEM, "point": POINT}}]},
+    )
+    view = {"view": "Items", "parameters": parameters or {}}
+    write(
+        root,
+        "databases/t/1.json",
+        {
+            "schema_version": 2,
+            "root_folder": "/unused",
+            "protocols": [{"name": "p", "template": "tpl/1", "views": {"s": view}}],
+        },
+    )
+    write(root, "databases/t/1.py", ITEMS_VIEW)
+    return root
+
+
+def items_view(root):
+    return load_module("t_1", str(root / "databases" / "t" / "1.py"), {}).Items
+
+
+def test_values_of_a_good_view_pass(tmp_path, capsys):
+    root = items_prefix(tmp_path / "prefix")
+    outputs = {"item": ITEM, "point": POINT}
+    tester = DatabaseTester("good", items_view(root), outputs, {}, report_dir=str(tmp_path))
+    assert sorted(tester.dataformats) == ["item", "point"]
+    assert capsys.readouterr().out.splitlines()[-3:] == [
+        "Testing 'good', with 2 output(s): item, point",
+        "  - item: 4 data",
+        "  - point: 4 data",
+    ]
+    assert (tmp_path / "good.txt").exists()
+
+
+@pytest.mark.parametrize("bad", sorted(BAD_VALUES))
+def test_a_bad_value_fails_as_in_a_real_run(tmp_path, bad):
+    root = items_prefix(tmp_path / "prefix")
+    with pytest.raises(Exception) as excinfo:
+        DatabaseTester(
+            "bad",
+            items_view(root),
+            {"item": ITEM, "point": POINT},
+            {"bad": bad, "at": 2},
+            report_dir=str(tmp_path),
+        )
+    kind, message = BAD_VALUES[bad]
+    error = excinfo.value
+    assert (type(error).__name__, str(error)) == (kind, message)
+    output, index, value = error.__notes__
+    assert (output, index) == ("output: item", "index: 2")
+    assert value.startswith("value: {'id': ") or value.startswith("value: [")
+    # the message shown names them
+    shown = "".join(traceback.format_exception_only(error))
+    assert shown.endswith(f"{message}\noutput: item\nindex: 2\n{value}\n")
+    assert not (tmp_path / "bad.txt").exists()
+
+
+@pytest.mark.parametrize("bad", sorted(BAD_VALUES))
+def test_the_real_run_raises_the_same(tmp_path, bad):
+    # the databases provider's sources (DatabaseOutputDataSource, packing) in-process
+    root = items_prefix(tmp_path / "prefix", {"bad": bad, "at": 2})
+    view = Database(str(root), "t/1").view("p", "s")
+    view.index(str(tmp_path / "index.db"))
+    view.setup(str(tmp_path / "index.db"), pack=True)
+    source = view.data_sources["item"]
+    assert source[1][0]  # the units before are fine
+    with pytest.raises(Exception) as excinfo:
+        source[2]
+    assert (type(excinfo.value).__name__, str(excinfo.value)) == BAD_VALUES[bad]
+
+
+def test_the_prefix_may_be_given(tmp_path):
+    root = items_prefix(tmp_path / "prefix")
+
+    class Elsewhere(items_view(root)):  # defined outside any prefix
+        def get(self, output, index):
+            return {"x": "abc", "y": 1.0} if index == 1 else {"x": numpy.int32(1), "y": 1.0}
+
+    with pytest.raises(OutputError) as excinfo:
+        DatabaseTester("p", Elsewhere, {"point": POINT}, {}, report_dir=str(tmp_path))
+    assert excinfo.value.value == (
+        "cannot check the values against the dataformats: give prefix= (the view's file "
+        f"`{__file__}' is not in <prefix>/databases/<name>/<version>.py)"
+    )
+    with pytest.raises(CastingError) as excinfo:
+        DatabaseTester(
+            "p", Elsewhere, {"point": POINT}, {}, prefix=str(root), report_dir=str(tmp_path)
+        )
+    assert str(excinfo.value).startswith("cannot safely cast attribute `x' on dataformat")
+    assert excinfo.value.__notes__ == ["output: point", "index: 1", "value: {'x': 'abc', 'y': 1.0}"]
+    # output names only (a list): the values are not checked
+    DatabaseTester("p", Elsewhere, ["point"], {}, report_dir=str(tmp_path))
+
+
+def test_an_invalid_dataformat_is_named(tmp_path):
+    root = items_prefix(tmp_path / "prefix")
+    with pytest.raises(OutputError) as excinfo:
+        DatabaseTester("p", items_view(root), {"item": "t/nope/1"}, {}, report_dir=str(tmp_path))
+    assert excinfo.value.value == "the dataformat `t/nope/1' of output `item' is not valid"
+    assert len(excinfo.value.__notes__) == 1
+    assert "t/nope/1" in excinfo.value.__notes__[0]
+
+
+def test_push_style_values_are_checked_with_their_data_indices(tmp_path):
+    # the `group' units of Push carry a plain int: refused for an int32 field (safe casting)
+    root = items_prefix(tmp_path / "prefix")
+    add_dataformat(root, "t/value/1", {"value": "int32"})
+    outputs = {"value": "t/value/1", "group": "t/value/1"}
+    with pytest.raises(CastingError) as excinfo:
+        DatabaseTester(
+            "push",
+            Push,
+            outputs,
+            {"size": 9, "groups": [3, 3, 3]},
+            prefix=str(root),
+            report_dir=str(tmp_path),
+        )
+    assert str(excinfo.value) == (
+        "cannot safely cast attribute `value' on dataformat `t/value/1' with type `int64' "
+        "to `int32' without precision loss"
+    )
+    assert excinfo.value.__notes__ == [
+        "output: group",
+        "index: 3 (data indices 3 to 5)",  # the first unit holds 0: not checked (§5.2)
+        "value: {'value': 1}",
+    ]

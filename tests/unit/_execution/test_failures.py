@@ -61,6 +61,48 @@ def test_condense_leaves_out_the_copies_of_an_error_already_shown():
     assert condense("anything\n", {"user error": ""}) == "anything"
 
 
+def _logged(script, message):
+    return f"[07/Dec/2026 05:22:47 - {script} - beat_backend.scripts.x] ERROR: {message}"
+
+
+def test_hints_find_what_the_scripts_logged_for_a_method_returning_none():
+    error = "'Could not run algorithm (returned False)'"
+    stderr = "\n".join(
+        [
+            _logged("execute.py", "process() returned None; return True to go on"),
+            _logged("execute.py", f"User error: {error}"),
+        ]
+    )
+    loop = _logged("loop_execute.py", "setup() returned None; return True to go on")
+    result = ProcessResult(
+        status=1,
+        user_error=error,
+        processes=[
+            ProcessOutput("[0] execute", 1, "", stderr),
+            ProcessOutput("[1] execute", 1, "", stderr),
+            ProcessOutput("loop_execute", 1, "", loop),
+        ],
+    )
+    assert failures.hints(result) == [
+        "process() returned None; return True to go on",
+        "setup() returned None; return True to go on",
+    ]
+    # without per-process outputs (another launcher): the result's own stderr
+    assert failures.hints(ProcessResult(status=1, stderr=loop)) == [
+        "setup() returned None; return True to go on"
+    ]
+    assert failures.hints(ProcessResult(status=1, user_error=error)) == []
+    # the log line of a hint shown is left out of the tail, the rest stays
+    errors = {"user error": error, "system error": ""}
+    shown = failures.hints(result)
+    assert condense(stderr, errors, shown) == ""
+    assert condense(stderr + "\nmore", errors, shown) == (
+        "[07/Dec/2026 05:22:47 - execute.py - beat_backend.scripts.x] ERROR: User error: "
+        "(the user error above)\nmore"
+    )
+    assert condense(stderr, errors).startswith(stderr.split("\n")[0])  # not shown: kept
+
+
 @pytest.fixture
 def prefix(tmp_path):
     root = tmp_path / "user" / "prefix"

@@ -191,6 +191,7 @@ def test_the_json_entries_of_a_failed_block_and_of_what_it_stopped(prefix, cache
         "user_error": "ValueError: bad value",
         "system_error": "",
         "location": None,  # no traceback entry of the user's code
+        "hints": [],  # nothing the scripts logged says more (failures.hints)
         "output": [],  # the fake launcher started no process
     }
     assert analyzer == {
