@@ -24,6 +24,10 @@ from . import storage as _storage
 
 __all__ = ["Storage", "Toolchain", "parse_json"]
 
+#: the smallest valid ``representation`` (the platform's editor layout, required by
+#: its schema; nothing in the backend reads it but the graph's channel colours)
+SMALLEST_REPRESENTATION = {"connections": {}, "blocks": {}, "channel_colors": {}}
+
 #: the sections holding named items, in the order names are claimed (rule 1)
 SECTIONS = ("datasets", "blocks", "loops", "analyzers")
 

@@ -6,7 +6,8 @@ import argparse
 import json
 import logging
 
-from .._assets.inventory import AssetReport, check_prefix, summarize
+from .._assets.inventory import AssetRef, AssetReport, check_prefix, summarize
+from .._execution.hints import Context
 from .common import CommandError, add_prefix_option, resolve_prefix
 
 logger = logging.getLogger(__name__)
@@ -38,8 +39,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def format_report(report: AssetReport) -> list[str]:
-    """Text lines for one asset: ``ok     <kind> <name>`` or ``FAIL   ...: <error>``."""
+def format_report(report: AssetReport, hints: list[list[str]] | None = None) -> list[str]:
+    """Text lines for one asset: ``ok     <kind> <name>`` or ``FAIL   ...: <error>``,
+    each error followed by its ``hint:`` lines (``hints[i]``: those of error ``i``)."""
     head = f"{'ok' if report.ok else 'FAIL':<6} {report.kind:<11} {report.name}"
     if report.ok:
         return [head]
@@ -48,7 +50,14 @@ def format_report(report: AssetReport) -> list[str]:
         first, *rest = str(err).splitlines() or [""]
         lines.append(f"{head}: {first}" if index == 0 else f"       {first}")
         lines.extend(f"         {line}" for line in rest)
+        lines.extend(f"         hint: {hint}" for hint in (hints[index] if hints else ()))
     return lines
+
+
+def error_hints(context: Context, report: AssetReport) -> list[list[str]]:
+    """The hint lines of each error of ``report`` (those ``run`` prints too)."""
+    ref = AssetRef(report.kind, report.name, report.path)
+    return [context.hints(ref, str(error)) for error in report.errors]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,17 +66,25 @@ def run(args: argparse.Namespace) -> int:
     prefix = resolve_prefix(args.prefix_arg or args.prefix)
     logger.info("checking prefix %s", prefix)
 
+    context = Context(prefix)
+    hints: dict[int, list[list[str]]] = {}
+
     def progress(done, total, report):
+        hints[done - 1] = error_hints(context, report)
         if not args.json:
-            for line in format_report(report):
+            for line in format_report(report, hints[done - 1]):
                 print(line, flush=True)
 
     reports = check_prefix(prefix, schema=not args.no_schema, progress=progress)
     ok, failed = summarize(reports)
     if args.json:
+        assets = []
+        for index, report in enumerate(reports):
+            flat = [h for per_error in hints[index] for h in per_error]
+            assets.append({**report.as_dict(), "hints": list(dict.fromkeys(flat))})
         document = {
             "prefix": prefix,
-            "assets": [r.as_dict() for r in reports],
+            "assets": assets,
             "ok": ok,
             "failed": failed,
         }

@@ -16,6 +16,7 @@ import re
 from .._assets.closure import asset_path
 from .._assets.codecheck import outline
 from .._assets.inventory import AssetRef, find_assets
+from .._assets.toolchain import SMALLEST_REPRESENTATION
 from .._format.types import BASE_TYPES
 
 __all__ = ["Context"]
@@ -31,6 +32,7 @@ _CLASS = re.compile(r"^class `Algorithm' of algorithm `[^'`]*' not found in (.+)
 _METHOD = re.compile(
     r"^class `Algorithm' of algorithm `[^'`]*' \((.+), line \d+\) has no method `(\w+)'"
 )
+_REPRESENTATION = "/: 'representation' is a required property"
 _SYNTAX = re.compile(r"SyntaxError: .* \((.+), line (\d+)\)$")
 _KINDS = {"protocol template": "protocoltemplate"}
 
@@ -87,6 +89,7 @@ class Context:
             _class_hints,
             _method_hints,
             _syntax_hints,
+            _representation_hints,
         ):
             try:
                 found += [h for h in rule(self, ref, error) if h not in found]
@@ -183,3 +186,14 @@ def _syntax_hints(ctx: Context, ref: AssetRef, error: str) -> list[str]:
     if not 1 <= line <= len(lines):
         return []
     return [f"line {line}: {lines[line - 1].strip()}"]
+
+
+def _representation_hints(ctx: Context, ref: AssetRef, error: str) -> list[str]:
+    """A toolchain without ``representation``: the smallest valid one."""
+    if _REPRESENTATION not in error:
+        return []
+    smallest = json.dumps(SMALLEST_REPRESENTATION)
+    return [
+        f'the smallest valid one is "representation": {smallest} '
+        "(the platform's editor layout: required by the platform, unused by runs)"
+    ]

@@ -235,10 +235,57 @@ def test_json_output(tmp_path, capsys):
         ("dataformat", "test/unknown/1", False),
     ]
     for asset in assets:
-        assert set(asset) == {"kind", "name", "ok", "errors"}
+        assert set(asset) == {"kind", "name", "ok", "errors", "hints"}
         assert asset["ok"] == (asset["errors"] == [])
     assert "is not valid JSON" in assets[0]["errors"][0]
     assert "FormatTypeError" in assets[2]["errors"][0]
+    assert [a["hints"] for a in assets] == [
+        [],
+        [],
+        [
+            "a field type is a base type (int8, int16, int32, int64, uint8, uint16, uint32, "
+            "uint64, float32, float64, complex64, complex128, bool, string) or a dataformat"
+        ],
+    ]
+
+
+SMALLEST = (
+    'hint: the smallest valid one is "representation": '
+    '{"connections": {}, "blocks": {}, "channel_colors": {}} '
+    "(the platform's editor layout: required by the platform, unused by runs)"
+)
+
+
+def test_a_toolchain_without_representation_is_shown_the_smallest_one(tmp_path, capsys):
+    toolchain = {
+        "schema_version": 2,
+        "datasets": [{"name": "set", "outputs": ["x"]}],
+        "blocks": [],
+        "loops": [],
+        "analyzers": [],
+        "connections": [],
+    }
+    prefix = _prefix(tmp_path, {})
+    _write(prefix, "toolchains/me/bare/1.json", toolchain)
+    status, out, _ = _run(capsys, "check", prefix)
+    assert (status, out) == (
+        1,
+        [
+            "FAIL   toolchain   me/bare/1: "
+            "/: 'representation' is a required property (rule: /required)",
+            "         " + SMALLEST,
+            "checked 1 assets: 0 ok, 1 failed",
+        ],
+    )
+    status, out, _ = _run(capsys, "check", "--json", prefix)
+    [asset] = json.loads("\n".join(out))["assets"]
+    assert asset["hints"] == [SMALLEST.removeprefix("hint: ")]
+    toolchain["representation"] = {"connections": {}, "blocks": {}, "channel_colors": {}}
+    _write(prefix, "toolchains/me/bare/1.json", toolchain)
+    assert _run(capsys, "check", prefix)[:2] == (
+        0,
+        ["ok     toolchain   me/bare/1", "checked 1 assets: 1 ok, 0 failed"],
+    )
 
 
 def test_prefix_option_and_environment(tmp_path, capsys, monkeypatch):

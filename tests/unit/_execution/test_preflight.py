@@ -76,6 +76,32 @@ def test_errors_caused_by_a_broken_asset_are_not_repeated(prefix, tmp_path):
     ]  # and not "/datasets/train: database `synthetic/1' is invalid"
 
 
+def test_a_toolchain_without_representation_gets_the_smallest_one(prefix, tmp_path):
+    edit_json(prefix / "toolchains/example/two_classes/1.json", lambda d: d.pop("representation"))
+    refused = refusal(prefix, tmp_path)
+    assert [(p.message, p.hints) for p in refused.problems] == [
+        (
+            "toolchains/example/two_classes/1.json: "
+            "/: 'representation' is a required property (rule: /required)",
+            (
+                'the smallest valid one is "representation": '
+                '{"connections": {}, "blocks": {}, "channel_colors": {}} '
+                "(the platform's editor layout: required by the platform, unused by runs)",
+            ),
+        )
+    ]
+
+
+def test_the_smallest_representation_is_valid(prefix, tmp_path):
+    from beat_backend._assets.toolchain import SMALLEST_REPRESENTATION
+
+    edit_json(
+        prefix / "toolchains/example/two_classes/1.json",
+        lambda d: d.update(representation=SMALLEST_REPRESENTATION),
+    )
+    assert preflight.check_assets(plans(prefix, tmp_path, SMALL, LINEAR)) is None
+
+
 def test_a_missing_experiment_file(prefix, tmp_path):
     refused = refusal(prefix, tmp_path, "example/example/two_classes/1/nope")
     assert (refused.kind, [p.message for p in refused.problems]) == (
