@@ -21,7 +21,7 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
-from .common import CommandError, print_process_output, resolve_prefix
+from .common import CommandError, add_cache_option, print_process_output, resolve_prefix
 
 if TYPE_CHECKING:  # the executors are imported when a block runs (fast --help)
     from .._execution.blockdirs import BlockContent
@@ -40,7 +40,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         metavar="DIR",
         help="prefix holding the databases the block reads (default: the block's DIR/prefix)",
     )
-    parser.add_argument("--cache", metavar="DIR", help="cache folder (default: per-user cache)")
+    add_cache_option(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--debug", action="store_true", help="run the scripts with --debug")
     return parser

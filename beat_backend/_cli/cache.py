@@ -15,7 +15,7 @@ import json
 import os
 import sys
 
-from .common import CommandError
+from .common import CommandError, add_cache_option
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -28,23 +28,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     verify = actions.add_parser(
         "verify", help="re-check every file set (exit 1 if an output is corrupt or incomplete)"
     )
-    _add_cache_option(verify)
+    add_cache_option(verify)
     verify.add_argument("--json", action="store_true", help="print one JSON document")
     gc = actions.add_parser(
         "gc",
         help="remove temporaries whose writer is gone, stale locks, orphan index fingerprints "
         "and empty folders",
     )
-    _add_cache_option(gc)
+    add_cache_option(gc)
     gc.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     gc.add_argument("--json", action="store_true", help="print one JSON document")
     return parser
-
-
-def _add_cache_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--cache", metavar="DIR", help="cache folder (default: the per-user cache directory)"
-    )
 
 
 class Progress:

@@ -48,6 +48,13 @@ def add_prefix_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_cache_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--cache`` (default: the per-user cache directory)."""
+    parser.add_argument(
+        "--cache", metavar="DIR", help="cache folder (default: the per-user cache directory)"
+    )
+
+
 def resolve_prefix(explicit: str | None = None) -> str:
     """The prefix to use: ``explicit``, ``$BEAT_PREFIX``, ``./prefix``, the embedded one.
 

@@ -15,7 +15,7 @@ import os
 import sys
 
 from .._core.errors import AssetNameError, InvalidExperiment, RunError, RunRefused
-from .common import CommandError, add_prefix_option, resolve_prefix
+from .common import CommandError, add_cache_option, add_prefix_option, resolve_prefix
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -41,9 +41,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="experiment name, or an experiment .json file under <prefix>/experiments",
     )
     add_prefix_option(parser)
-    parser.add_argument(
-        "--cache", metavar="DIR", help="cache folder (default: the per-user cache directory)"
-    )
+    add_cache_option(parser)
     parser.add_argument(
         "--format",
         choices=FORMATS,

@@ -34,7 +34,7 @@ from .._core.errors import (
     RunRefused,
 )
 from . import export
-from .common import CommandError, add_prefix_option, resolve_prefix
+from .common import CommandError, add_cache_option, add_prefix_option, resolve_prefix
 from .graph import graph_file, write_graph
 
 DEFAULT_FILE = "beat_backend.json"
@@ -64,9 +64,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="experiment name, or an experiment .json file or folder under <prefix>/experiments",
     )
     add_prefix_option(parser)
-    parser.add_argument(
-        "--cache", metavar="DIR", help="cache folder (default: the per-user cache directory)"
-    )
+    add_cache_option(parser)
     parser.add_argument(
         "--jobs",
         type=int,

@@ -146,16 +146,19 @@ def test_user_file_is_none_for_anything_else(prefix, path):
     assert user_file(path, prefix) is None
 
 
+#: the first frames of a user error: the algorithm (as the scripts name it), a
+#: library in a scratch copy of the prefix, numpy
+TRACEBACK_HEAD = (
+    '\'File "example/normalize/1.py", line 13, in process\n'
+    "    stats.mean(x)\n"
+    '  File "/tmp/beat_x/prefix/libraries/example/stats/1.py", line 4, in mean\n'
+    "    return numpy.mean(x)\n"
+    '  File "/usr/lib/python3/numpy/core/_methods.py", line 9, in _mean\n'
+)
+
+
 def test_locate_gives_the_innermost_frame_of_user_code(prefix):
-    error = (
-        '\'File "example/normalize/1.py", line 13, in process\n'
-        "    stats.mean(x)\n"
-        '  File "/tmp/beat_x/prefix/libraries/example/stats/1.py", line 4, in mean\n'
-        "    return numpy.mean(x)\n"
-        '  File "/usr/lib/python3/numpy/core/_methods.py", line 9, in _mean\n'
-        "    boom\n"
-        "ValueError: no'"
-    )
+    error = TRACEBACK_HEAD + "    boom\nValueError: no'"
     library = os.path.join(prefix, "libraries", "example", "stats", "1.py")
     assert locate_text(error, prefix) == {"file": library, "line": 4}
     syntax = "'File \"example/normalize/1.py\", line 14\n    x = (\n        ^\nSyntaxError: no'"
@@ -168,15 +171,8 @@ def test_locate_gives_the_innermost_frame_of_user_code(prefix):
 
 
 def test_user_paths_name_the_users_files_in_the_tracebacks_shown(prefix):
-    error = (
-        '\'File "example/normalize/1.py", line 13, in process\n'
-        "    stats.mean(x)\n"
-        '  File "/tmp/beat_x/prefix/libraries/example/stats/1.py", line 4, in mean\n'
-        "    return numpy.mean(x)\n"
-        '  File "/usr/lib/python3/numpy/core/_methods.py", line 9, in _mean\n'
-        '  File "/tmp/beat_y/prefix/databases/synthetic/1.py", line 7, in get\n'
-        "ValueError: no'"
-    )
+    database_frame = '  File "/tmp/beat_y/prefix/databases/synthetic/1.py", line 7, in get\n'
+    error = TRACEBACK_HEAD + database_frame + "ValueError: no'"
     algorithm = os.path.join(prefix, "algorithms", "example", "normalize", "1.py")
     library = os.path.join(prefix, "libraries", "example", "stats", "1.py")
     database = os.path.join(prefix, "databases", "synthetic", "1.py")
