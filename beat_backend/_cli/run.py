@@ -439,6 +439,7 @@ def run(args) -> int:
                         print()
                     print_plan(the_plan)
             return 0
+        preflight.check_environment()  # RunRefused: an invalid BEAT_BACKEND_* variable
         with make_launcher(args) as launcher:
             reports = run_experiments(
                 os.path.abspath(prefix),

@@ -15,6 +15,7 @@
     ├── CacheError            (OSError)          broken cache file sets
     ├── ProtocolError         (RuntimeError)     malformed ZeroMQ messages
     ├── PeerGoneError         (RuntimeError)     a peer process died / a deadline expired
+    ├── ConfigurationError    (ValueError)       an environment variable has an invalid value
     ├── RemoteException                          error reported by a peer process
     ├── UserError                                error attributable to user code
     ├── OutputError                              DatabaseTester failures
@@ -89,6 +90,10 @@ class ProtocolError(BeatError, RuntimeError):
 
 class PeerGoneError(BeatError, RuntimeError):
     """A peer process died, or a configured deadline expired."""
+
+
+class ConfigurationError(BeatError, ValueError):
+    """An environment variable of beat_backend has an invalid value (the text names both)."""
 
 
 class RemoteException(BeatError):

@@ -29,11 +29,17 @@ import re
 
 from .._assets.closure import closure
 from .._assets.inventory import AssetRef, check_asset
-from .._core.errors import AssetNameError, InvalidExperiment, Problem, RunRefused
+from .._core.errors import (
+    AssetNameError,
+    ConfigurationError,
+    InvalidExperiment,
+    Problem,
+    RunRefused,
+)
 from . import hints as _hints
 from . import planner
 
-__all__ = ["check_assets", "refuse_invalid", "refuse_name"]
+__all__ = ["check_assets", "check_environment", "refuse_invalid", "refuse_name"]
 
 
 def _seeds(the_plan: planner.Plan) -> list[tuple[str, str]]:
@@ -105,6 +111,17 @@ def check_assets(plans: list[planner.Plan]) -> None:
     else:
         title = f"experiments {_quoted(affected)} use invalid assets:"
     raise RunRefused("assets", title, problems)
+
+
+def check_environment() -> None:
+    """``RunRefused("environment", ...)`` when a variable the scripts read is invalid
+    (``BEAT_BACKEND_CONNECT_TIMEOUT``): every block would fail on it."""
+    from .._transport.channel import default_connect_timeout
+
+    try:
+        default_connect_timeout()
+    except ConfigurationError as exc:
+        raise RunRefused("environment", "invalid environment:", [Problem(str(exc))]) from None
 
 
 def refuse_invalid(prefix: str, exc: InvalidExperiment, shown: str | None = None) -> RunRefused:

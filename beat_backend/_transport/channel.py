@@ -5,8 +5,10 @@ handlers, executors, remote sources and loop outputs talk to their peers
 through it. ``ZmqChannel`` wraps a ZeroMQ socket and watches its connection
 through a socket monitor: a peer that was connected and disconnects (its
 process died) is reported as :class:`~beat_backend._core.errors.PeerGoneError`
-within a grace period instead of blocking forever; a slow but alive peer is
-waited for, unless a deadline is configured. ``MemoryChannel`` is the
+within a grace period instead of blocking forever, and so is a peer whose
+connection has been refused ever since the first attempt, after
+``BEAT_BACKEND_CONNECT_TIMEOUT`` seconds; a slow but alive peer is waited
+for, unless a deadline is configured. ``MemoryChannel`` is the
 in-memory twin (:func:`memory_pair`): the same protocol, no ZeroMQ at all.
 Both pass the conformance suite ``beat_backend.testing.ChannelTests``.
 """
@@ -23,12 +25,17 @@ from typing import Protocol
 
 import zmq
 
-from .._core.errors import PeerGoneError
+from .._core.errors import ConfigurationError, PeerGoneError
 
 #: how long a disconnected peer may take to reconnect before it counts as gone
 GRACE = float(os.environ.get("BEAT_BACKEND_PEER_GRACE", "1.0"))
 #: poll slice (seconds): bounds the reaction time to a dead peer
 SLICE = 0.1
+#: environment variable: seconds of refused connection after which a peer that
+#: never came up is gone (0 = wait forever)
+CONNECT_TIMEOUT_ENV = "BEAT_BACKEND_CONNECT_TIMEOUT"
+#: its default
+CONNECT_TIMEOUT = 30.0
 
 _MONITOR_IDS = itertools.count()
 
@@ -148,6 +155,27 @@ def default_deadline() -> float | None:
     return float(value)
 
 
+def default_connect_timeout() -> float | None:
+    """Seconds of refused connection before a peer that never came up is gone.
+
+    From ``BEAT_BACKEND_CONNECT_TIMEOUT`` (default 30; ``0``: ``None``, wait
+    forever); :class:`ConfigurationError` names the variable and an invalid value.
+    """
+    value = os.environ.get(CONNECT_TIMEOUT_ENV, "").strip()
+    if not value:
+        return CONNECT_TIMEOUT
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):  # also NaN
+        raise ConfigurationError(
+            f"{CONNECT_TIMEOUT_ENV}={value!r} is not valid: give a number of seconds >= 0 "
+            "(0 waits forever)"
+        )
+    return seconds or None
+
+
 class Channel(Protocol):
     """One end of a message link to a peer (another process, or a thread for the twin).
 
@@ -163,9 +191,12 @@ class Channel(Protocol):
     ``closed`` tells whether :meth:`close` was called.
 
     Errors: every failed wait raises :class:`PeerGoneError` (a ``RuntimeError``)
-    with one of two texts, told apart by :meth:`peer_gone`:
+    with one of these texts, told apart by :meth:`peer_gone`:
 
     * ``the <what> process disconnected (it died or exited)``: the peer is gone;
+    * ``no <what> at <address>: connection refused for <timeout> s
+      (BEAT_BACKEND_CONNECT_TIMEOUT)`` (ZeroMQ): the peer never came up, it is
+      gone too;
     * ``no message from the <what> within <timeout> s`` (``could not send to
       the <what> within <timeout> s``): the wait expired, the peer may still
       answer later (the channel stays usable).
@@ -200,7 +231,9 @@ class Channel(Protocol):
         """Whether the peer is gone for good (never true for a slow or silent one).
 
         True once the peer closed its end (the twin: at once) or its process
-        stayed disconnected for ``GRACE`` seconds (ZeroMQ). Does not wait.
+        stayed disconnected for ``GRACE`` seconds (ZeroMQ), or, never connected,
+        refused the connection for ``BEAT_BACKEND_CONNECT_TIMEOUT`` seconds
+        since the first attempt (ZeroMQ). Does not wait.
         """
 
     def close(self) -> None:
@@ -218,29 +251,54 @@ def is_channel(link) -> bool:
     return hasattr(link, "recv") and hasattr(link, "peer_gone")
 
 
+#: what the monitor reports: connections made and lost, attempts that failed
+_WATCHED = (
+    zmq.EVENT_CONNECTED
+    | zmq.EVENT_ACCEPTED
+    | zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_CONNECT_DELAYED
+    | zmq.EVENT_CONNECT_RETRIED
+)
+
+
 class ZmqChannel:
     """A ZeroMQ socket whose receives fail cleanly when the peer dies or is too slow.
 
     ``own_socket``: :meth:`close` closes the socket too (with its ``LINGER``),
     which ends the link for the peer; by default the socket stays its
     creator's (``channel_for``), and closing it closes this channel.
+    ``connect_timeout``: seconds of refused connection (since the first
+    attempt, never connected) after which the peer is gone (``0``: never;
+    default: :func:`default_connect_timeout`, from ``BEAT_BACKEND_CONNECT_TIMEOUT``).
     """
 
     def __init__(
-        self, socket, deadline: float | None = None, what: str = "peer", own_socket: bool = False
+        self,
+        socket,
+        deadline: float | None = None,
+        what: str = "peer",
+        own_socket: bool = False,
+        connect_timeout: float | None = None,
     ):
         self.socket = socket
         self.own_socket = own_socket
         self.deadline = default_deadline() if deadline is None else deadline
+        if connect_timeout is None:
+            connect_timeout = default_connect_timeout()
+        #: seconds of refused connection before the peer is gone (``None``: wait forever)
+        self.connect_timeout = connect_timeout or None
         self.what = what
         #: the configured deadline expired once (the peer is alive but does not answer)
         self.missed_deadline = False
         self._connected = False
         self._gone_since = None
+        # first failed (or pending) attempt of a connection never made, and its address
+        self._refused_since = None
+        self._refused_address = ""
         # A fresh inproc address each time: the default one (per socket fd) stays
         # taken for a while after a monitor is stopped, so re-monitoring would fail.
         address = f"inproc://beat-backend-monitor-{os.getpid()}-{next(_MONITOR_IDS)}"
-        socket.monitor(address, zmq.EVENT_CONNECTED | zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        socket.monitor(address, _WATCHED)
         # The reading end is deliberately not registered with the context
         # (``Context.socket`` would): ``context.destroy()`` must not close it
         # before the monitor is stopped, or libzmq's next event blocks the I/O
@@ -248,6 +306,9 @@ class ZmqChannel:
         # closed by ``close()``, which the socket's ``close()`` calls.
         self._monitor = zmq.Socket(socket.context, zmq.PAIR)
         self._monitor.setsockopt(zmq.LINGER, 0)
+        # no high-water mark: a refused peer is retried (and reported) every
+        # ~0.1 s, and libzmq's I/O thread blocks on a full monitor queue
+        self._monitor.setsockopt(zmq.RCVHWM, 0)
         self._monitor.connect(address)
         self._poller = zmq.Poller()
         self._poller.register(socket, zmq.POLLIN)
@@ -269,7 +330,7 @@ class ZmqChannel:
         slice_ms = int(SLICE * 1000)
         while not socket.poll(slice_ms, zmq.POLLOUT):
             if self.peer_gone():
-                raise PeerGoneError(f"the {self.what} process disconnected (it died or exited)")
+                raise self._gone_error()
             if limit is not None and time.monotonic() > limit:
                 self.missed_deadline = self.missed_deadline or configured
                 raise PeerGoneError(f"could not send to the {self.what} within {timeout:g} s")
@@ -284,12 +345,32 @@ class ZmqChannel:
             event = _monitor_event(msg)
             if event in (zmq.EVENT_CONNECTED, zmq.EVENT_ACCEPTED):
                 self._connected = True
-                self._gone_since = None
+                self._gone_since = self._refused_since = None
             elif event == zmq.EVENT_DISCONNECTED:
                 # also when the connection was made before this channel watched
                 # the socket (the usual case: connect, then build the executor)
                 self._connected = True
                 self._gone_since = time.monotonic()
+                self._refused_since = None
+            elif not self._connected and self._refused_since is None:
+                # an attempt delayed or refused: the clock runs from the first one
+                self._refused_since = time.monotonic()
+                if len(msg) > 1:
+                    self._refused_address = msg[1].decode("utf-8", "replace")
+
+    def _refused(self) -> bool:
+        """Whether the peer has refused the connection since the first attempt, for too long."""
+        since, limit = self._refused_since, self.connect_timeout
+        return since is not None and limit is not None and time.monotonic() - since >= limit
+
+    def _gone_error(self) -> PeerGoneError:
+        if self._gone_since is None and self._refused():
+            address = self._refused_address or self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+            return PeerGoneError(
+                f"no {self.what} at {address}: connection refused for "
+                f"{self.connect_timeout:g} s ({CONNECT_TIMEOUT_ENV})"
+            )
+        return PeerGoneError(f"the {self.what} process disconnected (it died or exited)")
 
     def disconnected(self) -> bool:
         """Whether the peer disconnected and did not reconnect (yet): gone after ``GRACE``."""
@@ -298,7 +379,9 @@ class ZmqChannel:
 
     def peer_gone(self) -> bool:
         self._drain_monitor()
-        return self._gone_since is not None and time.monotonic() - self._gone_since > GRACE
+        if self._gone_since is None:
+            return self._refused()
+        return time.monotonic() - self._gone_since > GRACE
 
     def recv(self, timeout: float | None = None, copy: bool = True) -> list:
         """Receive one multipart message; ``PeerGoneError`` if the peer died or timed out.
@@ -318,12 +401,11 @@ class ZmqChannel:
             # the data socket alone on the fast path; the monitor only between slices
             if socket.poll(slice_ms):
                 return recv_frames(socket, copy)
-            self._drain_monitor()
-            if self._gone_since is not None and time.monotonic() - self._gone_since > GRACE:
+            if self.peer_gone():
                 # a message may have arrived just before the disconnection
                 if socket.poll(0):
                     return recv_frames(socket, copy)
-                raise PeerGoneError(f"the {self.what} process disconnected (it died or exited)")
+                raise self._gone_error()
             if limit is not None and time.monotonic() > limit:
                 self.missed_deadline = self.missed_deadline or configured
                 raise PeerGoneError(f"no message from the {self.what} within {timeout:g} s")

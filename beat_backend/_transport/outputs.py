@@ -9,6 +9,8 @@ The frames are built and parsed by :mod:`.grammar`.
 
 from __future__ import annotations
 
+import sys
+
 from .._dataflow.outputs import Output
 from . import grammar
 from .pipeline import request
@@ -34,6 +36,12 @@ def _link(socket):
     # .channel would import ZeroMQ with the ``beat_backend.outputs`` facade)
     if hasattr(socket, "recv") and hasattr(socket, "peer_gone"):
         return socket
+    zmq = sys.modules.get("zmq")  # a ZeroMQ socket means ZeroMQ is imported already
+    if zmq is not None and isinstance(socket, zmq.Socket):
+        # its (shared) channel: a dead evaluator is detected, as on the other links
+        from .channel import channel_for
+
+        return channel_for(socket, what="loop evaluator")
     return _SocketLink(socket)
 
 
@@ -41,8 +49,10 @@ class RemotelySyncedOutput(Output):
     """An output of a loop processor: every write is reported to the loop evaluator.
 
     ``socket``: the link to the evaluator, a :class:`~.channel.Channel` (its
-    deadline applies) or an object with ``send_multipart``/``recv_multipart``
-    (a connected ZeroMQ PAIR socket, used as it is: the reply is waited for).
+    deadline applies), a connected ZeroMQ PAIR socket (the platform's: used
+    through its channel, ``channel.channel_for``, so an evaluator that dies or
+    never comes up raises ``PeerGoneError``) or another object with
+    ``send_multipart``/``recv_multipart`` (used as it is: the reply is waited for).
     """
 
     def __init__(self, name, data_sink, socket, synchronization_listener=None, force_start_index=0):

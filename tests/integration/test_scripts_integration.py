@@ -67,16 +67,18 @@ def run_block(
     loop: Path | None = None,
     during=None,
     timeout: float = 60.0,
+    db_address: str | None = None,
 ) -> Block:
     """Run one block as the platform's SubprocessExecutor does.
 
     Providers (and the loop) first, then the handler and ``execute``; when
     ``execute`` has exited, the handler is stopped and the providers / loop
     are sent SIGTERM (if still running). ``during(execute, provider)`` is
-    called while ``execute`` runs.
+    called while ``execute`` runs. ``db_address``: the databases provider's
+    endpoint given to ``execute`` instead of starting ``provider``.
     """
     processes = {}
-    db_args = []
+    db_args = [db_address] if db_address else []
     loop_args = []
     try:
         if provider is not None:
@@ -520,3 +522,19 @@ def test_loop_execute_stops_promptly_on_sigterm(tmp_path):
     assert seconds < 3
     assert process.returncode not in (0, -signal.SIGTERM, -signal.SIGKILL), err
     assert out == b""
+
+
+def test_execute_with_no_databases_provider_listening(tmp_path, monkeypatch):
+    """A provider that never comes up: a clear system error after the connect timeout."""
+    runner, _, cache = prepare("scale", tmp_path)
+    port = _scripts._free_port()
+    monkeypatch.setenv("BEAT_BACKEND_CONNECT_TIMEOUT", "2")
+    block = run_block(runner, cache, db_address=f"tcp://127.0.0.1:{port}", timeout=30)
+    assert block.status == 1
+    assert block.user_error == ""
+    assert (
+        f"PeerGoneError: no databases provider at tcp://127.0.0.1:{port}: connection refused "
+        "for 2 s (BEAT_BACKEND_CONNECT_TIMEOUT)"
+    ) in block.system_error
+    assert 2 <= block.seconds < 20, block.seconds
+    _assert_no_output(cache, "scale")

@@ -18,7 +18,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 
-from ..._core.errors import SystemFailure
+from ..._core.errors import ConfigurationError, SystemFailure
 from ..._version import __version__
 from ..common import StderrHandler
 from ._errors import user_code
@@ -207,6 +207,9 @@ def run_script(
         except Terminated:
             logger.log(terminated_level, terminated)
             return TERMINATED_STATUS
+        except ConfigurationError as exc:  # e.g. BEAT_BACKEND_CONNECT_TIMEOUT=abc
+            logger.error("%s", exc)
+            return 1
 
 
 # -- users -----------------------------------------------------------------------------

@@ -170,3 +170,18 @@ def test_a_name_of_the_wrong_form(prefix):
     [problem] = refused.problems
     assert problem.hints[1:] == (f"did you mean `{SMALL}' or `{LINEAR}'?",)
     assert preflight.refuse_name(str(prefix), AssetNameError("odd")).problems[0].message == "odd"
+
+
+def test_an_invalid_connect_timeout_refuses_the_run(monkeypatch):
+    monkeypatch.delenv("BEAT_BACKEND_CONNECT_TIMEOUT", raising=False)
+    preflight.check_environment()
+    monkeypatch.setenv("BEAT_BACKEND_CONNECT_TIMEOUT", "0")
+    preflight.check_environment()
+    monkeypatch.setenv("BEAT_BACKEND_CONNECT_TIMEOUT", "-5")
+    with pytest.raises(RunRefused) as info:
+        preflight.check_environment()
+    assert (info.value.kind, info.value.title) == ("environment", "invalid environment:")
+    assert [p.message for p in info.value.problems] == [
+        "BEAT_BACKEND_CONNECT_TIMEOUT='-5' is not valid: give a number of seconds >= 0 "
+        "(0 waits forever)"
+    ]
