@@ -39,6 +39,7 @@ if mode.startswith("connect"):
     print("ready", flush=True)
     s.send_multipart([b"hello"])
     s.recv_multipart()
+    time.sleep(0.2)           # let the hello leave (it may still be queued), then die
     os._exit(0)
 if endpoint.count(":") == 2:
     s.bind(endpoint)
