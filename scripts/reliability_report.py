@@ -5,8 +5,11 @@
 
 Runs ``pytest tests/reliability`` with a junit report (cases tried and
 passed, per category) and ``BEAT_RELIABILITY_LOG`` (one JSON line per fault
-trial: role, signal, whether the signal hit a live process, the outcome, how
-long the surviving processes took to exit, the rerun), then prints Markdown.
+trial: role, signal, the runs it took until the signal hit a live process,
+the outcome, how long the surviving processes took to exit, the rerun), then
+the tests of the rest of the suite named in :data:`ELSEWHERE` (the connect
+timeout, the signals of ``beat-backend run``), and prints Markdown: cases
+per category, the fault trials per role and signal, the hit rate per role.
 Exit status: pytest's.
 """
 
@@ -47,6 +50,12 @@ ASSET_PREFIXES = {
     "name": "declarations: invalid asset names (7 kinds)",
 }
 CONFIG_PREFIXES = ("execute-", "block-cli-", "loop-execute-", "provider-")
+#: tests outside tests/reliability that the report runs too: a keyword of their module or
+#: function name (pytest ``-k``) -> category; each category is listed even without tests
+ELSEWHERE = {
+    "connect_timeout": "peers that never come up: BEAT_BACKEND_CONNECT_TIMEOUT",
+    "run_signals": "`beat-backend run` interrupted: Ctrl-C (SIGINT) and SIGTERM",
+}
 #: categories counted in the bad-input corpus
 CORPUS = (
     "declarations",
@@ -70,6 +79,9 @@ def category(module: str, name: str) -> str:
         return "cache files: truncated, bit-flipped, header/checksum mismatch, index vs data"
     if function in CATEGORIES:
         return CATEGORIES[function]
+    for keyword, label in ELSEWHERE.items():
+        if keyword in module.lower() or keyword in function.lower():
+            return label
     if module.endswith("test_fuzz_decoders"):
         return "hypothesis fuzzing of the decoders"
     if module.endswith("test_cache_maintenance"):
@@ -95,14 +107,28 @@ def run_pytest(slow: bool, workdir: Path) -> tuple[int, Path, Path]:
         str(REPO / "tests" / "reliability"),
         f"--junitxml={junit}",
     ]
+    status = subprocess.call(command, cwd=REPO, env=env)
     if slow:  # the default run first, then the slow trials (one report each, merged)
-        status = subprocess.call(command, cwd=REPO, env=env)
         junit_slow = workdir / "slow.xml"
         command[-1] = f"--junitxml={junit_slow}"
         status = subprocess.call([*command, "-m", "slow"], cwd=REPO, env=env) or status
         _merge(junit, junit_slow)
-        return status, junit, log
-    return subprocess.call(command, cwd=REPO, env=env), junit, log
+    # the named tests of the rest of the suite (slow ones too with --slow)
+    junit_elsewhere = workdir / "elsewhere.xml"
+    command[-2:] = [
+        str(REPO / "tests"),
+        f"--ignore={REPO / 'tests' / 'reliability'}",
+        f"--junitxml={junit_elsewhere}",
+        "-k",
+        " or ".join(ELSEWHERE),
+    ]
+    if slow:
+        command += ["-m", "slow or not slow"]
+    found = subprocess.call(command, cwd=REPO, env=env)
+    if found != 5:  # 5: no such test (yet)
+        status = status or found
+        _merge(junit, junit_elsewhere)
+    return status, junit, log
 
 
 def _merge(into: Path, other: Path) -> None:
@@ -130,15 +156,27 @@ def cases(junit: Path) -> collections.OrderedDict:
 
 
 def faults(log: Path) -> list[dict]:
+    """The fault trials of the JSON log (its ``fault-hits`` summary lines are recomputed)."""
     if not log.exists():
         return []
-    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return [line for line in lines if line.get("kind") == "fault"]
+
+
+def _hits(rows: list[dict]) -> tuple[int, int, int, str]:
+    """Runs started, signal points tried, points that hit a live process, the hit rate."""
+    runs = sum(r.get("attempts", 1) for r in rows)
+    points = sum(len(r.get("misses", ())) + bool(r["hit"]) for r in rows)
+    hits = sum(bool(r["hit"]) for r in rows)
+    return runs, points, hits, f"{100 * hits / points:.0f} %" if points else "-"
 
 
 def markdown(table, trials: list[dict]) -> str:
     lines = ["| category | cases tried | passed |", "|---|---:|---:|"]
     corpus = [0, 0]
     others = []
+    for label in ELSEWHERE.values():  # listed even before such tests exist
+        table.setdefault(label, [0, 0])
     for label, (tried, passed) in sorted(table.items()):
         if label.startswith(CORPUS):
             lines.append(f"| {label} | {tried} | {passed} |")
@@ -149,25 +187,46 @@ def markdown(table, trials: list[dict]) -> str:
     lines.append(f"| **bad-input corpus, total** | **{corpus[0]}** | **{corpus[1]}** |")
     lines += others
     if trials:
-        lines += [
-            "",
-            "| role | signal | trials | signal hit a live process | block failed with a "
-            "system error | run completed | runner killed | survivors exited within (max) "
-            "| reruns identical |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        groups = collections.defaultdict(list)
-        for trial in trials:
-            groups[(trial["role"], trial["signal"])].append(trial)
-        for (role, signal), rows in sorted(groups.items()):
-            outcomes = collections.Counter(r["outcome"] for r in rows)
-            lines.append(
-                f"| {role} | {signal} | {len(rows)} | {sum(r['hit'] for r in rows)} "
-                f"| {outcomes['failed: system error']} | {outcomes['completed']} "
-                f"| {outcomes['runner killed']} | {max(r['survivors_s'] for r in rows):.2f} s "
-                f"| {sum(r['rerun'] == 'identical results' for r in rows)} |"
-            )
+        lines += ["", *_fault_table(trials), "", *_hit_table(trials)]
     return "\n".join(lines)
+
+
+def _fault_table(trials: list[dict]) -> list[str]:
+    lines = [
+        "| role | signal | trials | runs | points tried | signal hit a live process | hit rate "
+        "| block failed with a system error | run completed | runner killed | survivors exited "
+        "within (max) | reruns identical |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    groups = collections.defaultdict(list)
+    for trial in trials:
+        groups[(trial["role"], trial["signal"])].append(trial)
+    for (role, signal), rows in sorted(groups.items()):
+        outcomes = collections.Counter(r["outcome"] for r in rows)
+        runs, points, hits, rate = _hits(rows)
+        lines.append(
+            f"| {role} | {signal} | {len(rows)} | {runs} | {points} | {hits} | {rate} "
+            f"| {outcomes['failed: system error']} | {outcomes['completed']} "
+            f"| {outcomes['runner killed']} | {max(r['survivors_s'] for r in rows):.2f} s "
+            f"| {sum(r['rerun'] == 'identical results' for r in rows)} |"
+        )
+    return lines
+
+
+def _hit_table(trials: list[dict]) -> list[str]:
+    lines = [
+        "| role | trials | runs | points tried | signal hit a live process | hit rate "
+        "| hit at the first point |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    groups = collections.defaultdict(list)
+    for trial in trials:
+        groups[trial["role"]].append(trial)
+    for role, rows in sorted(groups.items()):
+        runs, points, hits, rate = _hits(rows)
+        first = sum(bool(r["hit"]) and not r.get("misses") for r in rows)
+        lines.append(f"| {role} | {len(rows)} | {runs} | {points} | {hits} | {rate} | {first} |")
+    return lines
 
 
 def main(argv=None) -> int:

@@ -125,8 +125,10 @@ def _read_generic_scalar(buf, off, dtype, what):
     size = dtype.itemsize
     if off + size > len(buf):
         raise _truncated(what, size, off, len(buf))
-    value = numpy.frombuffer(buf, dtype=little_endian(dtype), count=1, offset=off)[0]
-    return value.astype(dtype)[()] if value.dtype != dtype else value, off + size
+    arr = numpy.frombuffer(buf, dtype=little_endian(dtype), count=1, offset=off)
+    # convert the array, then take its item: the item of an ``S<n>``/``U<n>`` array
+    # holding a shorter value is a shorter scalar (``S1``...), not of ``dtype``
+    return (arr if arr.dtype == dtype else arr.astype(dtype))[0], off + size
 
 
 def _scalar_bytes(value, dtype):

@@ -111,9 +111,9 @@ def unpack_scalar(dtype: Any, fd: BinaryIO) -> Any:
         return read_string(fd)[0]
     if isinstance(dtype, numpy.dtype):
         data = _read_exact(fd, dtype.itemsize)
-        value = numpy.frombuffer(data, dtype=little_endian(dtype), count=1)[0]
-        # as the buffer decoder does (a ``S<n>`` element has no ``[()]``)
-        return value.astype(dtype)[()] if value.dtype != dtype else value
+        arr = numpy.frombuffer(data, dtype=little_endian(dtype), count=1)
+        # as the buffer decoder does (the item of a ``S<n>`` array may be shorter)
+        return (arr if arr.dtype == dtype else arr.astype(dtype))[0]
     return dtype().unpack_from(fd)
 
 

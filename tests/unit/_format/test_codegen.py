@@ -118,3 +118,37 @@ def test_registering_the_same_source_again_keeps_its_file():
     assert other == "<beat_backend generated codec test/codegen_register_probe/1-2>"
     assert linecache.getline(name, 1) == "x = 1\n"
     assert linecache.getline(other, 1) == "x = 2\n"
+
+
+@pytest.mark.parametrize(
+    ("element", "value", "packed"),
+    [
+        ("S3", b"x", b"x\x00\x00"),
+        ("S3", b"", b"\x00\x00\x00"),
+        ("U2", "x", b"x\x00\x00\x00\x00\x00\x00\x00"),
+        ("S3", b"xyz", b"xyz"),
+    ],
+    ids=["S3-short", "S3-empty", "U2-short", "S3-full"],
+)
+def test_a_numpy_string_scalar_shorter_than_its_size_decodes(tmp_path, element, value, packed):
+    """``S<n>``/``U<n>`` fields (numpy names): a shorter value packs padded and decodes back.
+
+    (Both decoders failed on it: the item of such an array is a shorter scalar.)
+    """
+    T = _format_type(tmp_path, "user/codegen_short_probe/1", {"short_probe": element})
+    obj = T(short_probe=value)
+    assert obj.pack() == packed
+    for decoded in (T().unpack(packed), T().unpack_from(_Reader(packed))):
+        assert decoded.short_probe == obj.short_probe
+        assert type(decoded.short_probe) is type(obj.short_probe)
+
+
+class _Reader:
+    """A file object that is not a ``BytesIO`` (the stream decoder)."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def read(self, n: int) -> bytes:
+        chunk, self.data = self.data[:n], self.data[n:]
+        return chunk
