@@ -404,10 +404,9 @@ def _stop_everything(
     handler: MessageHandler, children: list[_Child], execute: _Child | None
 ) -> None:
     """Stop the platform handler and every process (none is left behind); collect outputs."""
-    handler.stop.set()
-    if handler.is_alive():
-        # it acts on ``stop`` within a poll period, or after answering a message
-        handler.join(HANDLER_JOIN)
+    # the loop leaves its socket on ``stop`` at once, or after answering a message; the
+    # socket is closed only then (never under the polling thread, see destroy())
+    closed = handler.destroy(timeout=HANDLER_JOIN)
     # all asked at once, then reaped: the grace periods overlap
     everyone = [*children, *([execute] if execute is not None else [])]
     for child in everyone:
@@ -417,12 +416,8 @@ def _stop_everything(
         child.terminate(grace=max(0.0, limit - time.monotonic()))
     for child in (*children, *([execute] if execute else [])):
         child.collect()
-    if handler.is_alive():
-        # never close a socket a thread still uses (libzmq aborts): a join measured
-        # across a SIGSTOP of this process may end before the thread resumed
-        handler.join(HANDLER_JOIN)
-    if not handler.is_alive():
-        handler.destroy()
+    if not closed:  # a wait measured across a SIGSTOP of this process may end too soon
+        handler.destroy(timeout=HANDLER_JOIN)
 
 
 def _result(
