@@ -17,23 +17,15 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import os
-import subprocess
-import sys
 import time
-from collections.abc import Callable
 
-from .._core.errors import IndexFailed, RunError
+from .._core.errors import RunError
 from .._core.names import confined_path
 from .._format.plain import plain_value
 from . import failures, planner, preflight, staleness
 from .blockdirs import item_content, run_in_block_dirs
-from .processes import ProcessResult, die_with_parent_hook
-
-Progress = Callable[..., None]
-
-
-def _no_progress(event: str, **details) -> None:
-    return None
+from .indexing import Progress, _no_progress, build_indexes
+from .processes import ProcessResult
 
 
 @dataclasses.dataclass
@@ -159,44 +151,6 @@ def run_item(
         # a killed runner takes its scripts with it: none goes on publishing outputs
         die_with_parent=True,
     )
-
-
-def build_indexes(
-    plan: planner.Plan, progress: Progress = _no_progress, built: set[str] | None = None
-) -> None:
-    """Build the missing dataset index files, and those of ``plan.rebuilds``, through the
-    ``index`` script (never in-process); ``built`` collects the hashes of those built (a
-    sweep's plans build each once)."""
-    built = set() if built is None else built
-    for dataset in [*plan.missing_indexes, *plan.rebuilds]:
-        if dataset.hash in built:
-            continue
-        if not dataset.exists and os.path.isfile(os.path.join(plan.cache_root, dataset.path)):
-            continue  # built meanwhile (by the plan of another experiment of a sweep)
-        built.add(dataset.hash)
-        progress("index", dataset=dataset)
-        command = [
-            sys.executable,
-            "-m",
-            "beat_backend.scripts.index",
-            plan.prefix,
-            plan.cache_root,
-            dataset.database,
-            dataset.protocol,
-            dataset.set,
-        ]
-        done = subprocess.run(
-            command, capture_output=True, text=True, preexec_fn=die_with_parent_hook()
-        )
-        target = confined_path(plan.cache_root, dataset.path, "dataset index path")
-        if done.returncode != 0 or not os.path.exists(target):
-            output = done.stderr.strip()
-            raise IndexFailed(
-                f"{dataset.database}/{dataset.protocol}/{dataset.set}",
-                done.returncode,
-                output,
-                failures.locate_text(output, plan.prefix),
-            )
 
 
 def _clean_stale_outputs(item: planner.PlanItem, cache_root: str) -> None:
