@@ -1,16 +1,23 @@
-"""Building the dataset index files a run reads, through the ``index`` script."""
+"""Building the dataset index files a run reads, through the ``index`` script.
+
+The ``index`` script runs in its own session (a Ctrl-C at the terminal does
+not reach it): after :meth:`~.interrupt.Interrupt.finish` no index starts,
+after :meth:`~.interrupt.Interrupt.abort` the one being built is stopped and
+its temporaries removed.
+"""
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 
+from .._cache.maintenance import remove_dead_temporaries
 from .._core.errors import IndexFailed
 from .._core.names import confined_path
 from . import failures, planner
-from .processes import die_with_parent_hook
+from .interrupt import Interrupt, announce
+from .processes import run_stoppable
 
 Progress = Callable[..., None]
 
@@ -20,13 +27,21 @@ def _no_progress(event: str, **details) -> None:
 
 
 def build_indexes(
-    plan: planner.Plan, progress: Progress = _no_progress, built: set[str] | None = None
+    plan: planner.Plan,
+    progress: Progress = _no_progress,
+    built: set[str] | None = None,
+    interrupt: Interrupt | None = None,
 ) -> None:
     """Build the missing dataset index files, and those of ``plan.rebuilds``, through the
     ``index`` script (never in-process); ``built`` collects the hashes of those built (a
-    sweep's plans build each once)."""
+    sweep's plans build each once). Once ``interrupt`` finishes, no index starts; an
+    abort stops the one being built (its temporaries removed)."""
     built = set() if built is None else built
+    interrupt = interrupt or Interrupt()
     for dataset in [*plan.missing_indexes, *plan.rebuilds]:
+        announce(interrupt, progress, [])
+        if interrupt.finishing:
+            return
         if dataset.hash in built:
             continue
         if not dataset.exists and os.path.isfile(os.path.join(plan.cache_root, dataset.path)):
@@ -43,10 +58,15 @@ def build_indexes(
             dataset.protocol,
             dataset.set,
         ]
-        done = subprocess.run(
-            command, capture_output=True, text=True, preexec_fn=die_with_parent_hook()
+        done = run_stoppable(
+            command,
+            lambda: interrupt.aborting,
+            lambda: announce(interrupt, progress, [], index=dataset),  # noqa: B023 (called now)
         )
         target = confined_path(plan.cache_root, dataset.path, "dataset index path")
+        if interrupt.aborting:
+            remove_dead_temporaries(target)
+            return
         if done.returncode != 0 or not os.path.exists(target):
             output = done.stderr.strip()
             raise IndexFailed(
