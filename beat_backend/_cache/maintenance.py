@@ -441,3 +441,21 @@ def _remove_stale(path: str) -> bool:
         return True
     finally:
         os.close(fd)
+
+
+def remove_dead_temporaries(base: str) -> list[str]:
+    """Remove the hidden temporaries of the files ``<base>.*`` (an output's sets, or an
+    index file) whose writer is gone (as :func:`collect_garbage` does); the paths removed."""
+    folder, name = os.path.split(base)
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    removed = []
+    for entry in names:
+        path = os.path.join(folder, entry)
+        if not entry.startswith(f".{name}.") or temporary_pid(entry) is None:
+            continue
+        if not writer_alive(path) and _remove_stale(path):
+            removed.append(path)
+    return removed

@@ -16,14 +16,22 @@ the user's code and the ``output`` tails of its processes (the last
 ``failures.TAIL_LINES`` lines, at most ``failures.TAIL_BYTES`` bytes, of each
 stream); a skipped block says why (``reason``, ``because``). A run stopped
 before any block has a top-level ``"error"``.
+
+Ctrl-C (SIGINT) finishes the running block(s), starts nothing more (the rest
+is ``skipped``, ``interrupted``), prints the report and exits 130; a second
+Ctrl-C, or SIGTERM, aborts: the running blocks are stopped (their outputs
+discarded, temporaries and scratch folders removed), exit 130 (143 for SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 
 from .._core.errors import (
     AssetNameError,
@@ -52,9 +60,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "EXPERIMENTs (names, .json files or folders under <prefix>/experiments) run "
             "together: a block they have in common runs once. Each block is reported ran, "
             "cached, failed or skipped (not run: a block of its experiment failed before it "
-            "started; blocked: an input it needs was never produced). Exit status: "
-            "0 success, 1 a block (or a dataset's indexing) failed, 2 usage error or invalid "
-            "experiment (nothing ran)."
+            "started; blocked: an input it needs was never produced). Ctrl-C finishes the "
+            "running blocks and starts no other (skipped, interrupted), a second Ctrl-C (or "
+            "SIGTERM) stops them. Exit status: 0 success, 1 a block (or a dataset's indexing) "
+            "failed, 2 usage error or invalid experiment (nothing ran), 130 interrupted "
+            "(Ctrl-C), 143 terminated (SIGTERM)."
         ),
     )
     parser.add_argument(
@@ -194,9 +204,10 @@ class _Progress:
     and items started together (``--jobs``) get distinct ones.
     """
 
-    def __init__(self, stream=None):
+    def __init__(self, stream=None, quiet: bool = False):
         self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
+        self.quiet = quiet  # (--json) only the interrupt notices
+        self.tty = self.stream.isatty() and not quiet
         self.total = 0
         self.finished = 0
         self.running: list[str] = []
@@ -215,7 +226,14 @@ class _Progress:
         self.stream.flush()
 
     def __call__(self, event, **details):
-        if event == "plan":
+        if event == "interrupt":
+            running = [f"`{name}'" for name in details["running"]]
+            if details.get("index") is not None:
+                running.append(f"the indexing of {details['index'].label}")
+            self._line(interrupt_notice(details["abort"], details["signal"], running))
+        elif self.quiet:
+            return
+        elif event == "plan":
             self.total = len(details.get("items") or details["plan"].items)
             self.several = len(details.get("plans") or ()) > 1
         elif event == "index":
@@ -256,6 +274,45 @@ class _Progress:
             self.stream.write("\r" + " " * 120 + "\r")
         self.stream.write(text + "\n")
         self.stream.flush()
+
+
+def interrupt_notice(abort: bool, signum: int | None, running: list[str]) -> str:
+    """What ``run`` prints on stderr when a Ctrl-C or a SIGTERM arrives (``running``:
+    the blocks running, quoted, or the indexing under way)."""
+    what = ", ".join(running)
+    if running and running[0].startswith("`"):
+        what = f"the running block{'s' if len(running) > 1 else ''} {what}"
+    if not abort:
+        finishing = f"finishing {what}; " if running else ""
+        return f"interrupted: {finishing}no new block starts (press Ctrl-C again to abort)"
+    cause = "terminated (SIGTERM)" if signum == signal.SIGTERM else "aborted"
+    if not running:
+        return f"{cause}: no block is running"
+    return f"{cause}: stopping {what} (outputs discarded)"
+
+
+@contextlib.contextmanager
+def signals_to(interrupt):
+    """While active, the first Ctrl-C finishes ``interrupt``, a second one (or SIGTERM)
+    aborts it; the handlers only set its flags. A signal ignored (a background job)
+    stays ignored; outside the main thread nothing is installed."""
+
+    def handle(signum, frame):
+        if signum == signal.SIGINT and not interrupt.finishing:
+            interrupt.finish(signum)
+        else:
+            interrupt.abort(signum)
+
+    saved = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                saved[signum] = signal.signal(signum, handle)
+    try:
+        yield interrupt
+    finally:
+        for signum, previous in saved.items():
+            signal.signal(signum, signal.SIG_DFL if previous is None else previous)
 
 
 def _format_value(value) -> str:
@@ -398,6 +455,7 @@ def print_indexes(the_plan, stream) -> None:
 
 def run(args) -> int:
     from .._execution import planner, preflight
+    from .._execution.interrupt import Interrupt
     from .._execution.runner import run_experiments
 
     prefix = resolve_prefix(args.prefix)
@@ -440,7 +498,7 @@ def run(args) -> int:
                     print_plan(the_plan)
             return 0
         preflight.check_environment()  # RunRefused: an invalid BEAT_BACKEND_* variable
-        with make_launcher(args) as launcher:
+        with signals_to(Interrupt()) as interrupt, make_launcher(args) as launcher:
             reports = run_experiments(
                 os.path.abspath(prefix),
                 experiments,
@@ -451,7 +509,8 @@ def run(args) -> int:
                 with_deps=args.with_deps,
                 reindex=args.reindex,
                 launcher=launcher,
-                progress=_Progress() if not args.json else (lambda event, **kw: None),
+                progress=_Progress(quiet=args.json),
+                interrupt=interrupt,
             )
     except InvalidExperiment as exc:
         name = experiment if len(experiments) == 1 else exc.name
@@ -474,4 +533,5 @@ def run(args) -> int:
             if index:
                 print("\n" + "=" * 60 + "\n")
             print_report(report)
-    return 0 if all(r.ok for r in reports) else 1
+    interrupted = interrupt.signal is not None  # Ctrl-C or SIGTERM: 130 or 143
+    return interrupt.status if interrupted else (0 if all(r.ok for r in reports) else 1)

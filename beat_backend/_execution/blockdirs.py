@@ -163,11 +163,13 @@ def run_in_block_dirs(
     keep: bool = False,
     debug: bool = False,
     die_with_parent: bool = False,
+    aborted: Callable[[], bool] | None = None,
 ) -> ProcessResult:
     """Write the directories of ``content`` (:func:`block_dirs`) and run the block in them.
 
-    ``die_with_parent``: the scripts die with the thread that started them
-    (see :func:`~.processes.run_block_processes`).
+    ``die_with_parent``: the scripts die with the thread that started them;
+    ``aborted``: the block is stopped once it returns true (see
+    :func:`~.processes.run_block_processes`).
     """
     with block_dirs(content, parent=parent, keep=keep) as dirs:
         return run_block_processes(
@@ -178,4 +180,5 @@ def run_in_block_dirs(
             has_loop=content.has_loop,
             debug=debug,
             die_with_parent=die_with_parent,
+            aborted=aborted,
         )

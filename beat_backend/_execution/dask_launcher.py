@@ -32,12 +32,16 @@ raises :class:`DaskUnavailable` naming the extra (``pip install beat_backend[das
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import logging
 import os
 import secrets
 import shutil
+import signal
 import tempfile
+import threading
 
 from .._cache.fileset import write_atomic
 from .._cache.index import foundSplitRanges, load_data_index, load_data_index_db
@@ -313,6 +317,28 @@ class BlockTask:
         )
 
 
+@contextlib.contextmanager
+def _ctrl_c_ignored():
+    """SIGINT ignored meanwhile (in the main thread; elsewhere nothing changes): the worker
+    processes started then inherit it, so a Ctrl-C at the terminal (sent to the whole
+    foreground process group) reaches only the run, which decides what stops."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+
+
+def _quiet_logs() -> None:
+    """Silence Dask's logs (in the process this runs in) while a cluster we abort closes."""
+    names = [n for n in logging.root.manager.loggerDict if n.startswith("distributed.")]
+    for name in ("distributed", *names):  # (some have a level of their own)
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def _scratch() -> str | None:
     """The Dask worker's own folder (purged by Dask if the worker dies), else ``None``."""
     try:
@@ -373,6 +399,8 @@ class DaskLauncher(Launcher):
         self.worker_timeout = worker_timeout
         self._client = client
         self._owned = []
+        self._running: set = set()  # the futures of the tasks running now (abort cancels them)
+        self._running_lock = threading.Lock()
 
     @property
     def client(self):
@@ -387,14 +415,15 @@ class DaskLauncher(Launcher):
                         f"cannot connect to the Dask scheduler {self.scheduler}: {exc}"
                     ) from None
             else:
-                cluster = distributed.LocalCluster(
-                    n_workers=self.n_workers or _cores(),
-                    threads_per_worker=1,
-                    processes=True,
-                    # a free port (None binds 8787, and warns if taken), on the loopback
-                    # only: ":0" would listen on every interface
-                    dashboard_address="127.0.0.1:0",
-                )
+                with _ctrl_c_ignored():  # in the worker processes it starts
+                    cluster = distributed.LocalCluster(
+                        n_workers=self.n_workers or _cores(),
+                        threads_per_worker=1,
+                        processes=True,
+                        # a free port (None binds 8787, and warns if taken), on the
+                        # loopback only: ":0" would listen on every interface
+                        dashboard_address="127.0.0.1:0",
+                    )
                 self._owned.append(cluster)
                 client = distributed.Client(cluster)
             self._owned.insert(0, client)
@@ -457,6 +486,8 @@ class DaskLauncher(Launcher):
                     pure=False,
                 )
             )
+        with self._running_lock:
+            self._running.update(futures)
         results = []
         # every slot is waited for, even after a failure: a slot still running
         # would publish its files after the failed block's outputs are removed
@@ -474,12 +505,31 @@ class DaskLauncher(Launcher):
                     )
                 )
             finally:
+                with self._running_lock:
+                    self._running.discard(future)
                 future.release()
         labels = [
             item.name if t.slot is None else f"{item.name} [{t.slot[0]}, {t.slot[1]}]"
             for t in tasks
         ]
         return merge_results(results, labels)
+
+    def abort(self) -> None:
+        """Stop the blocks running now: a cluster this launcher started is closed (its
+        workers stop, and their scripts with them); the tasks sent to a given cluster
+        are cancelled, which does not stop them there."""
+        if self.scheduler is None and len(self._owned) > 1:  # the client and our cluster
+            # its complaints (here, in the workers and their nannies) about the tasks cut
+            # short and the workers gone: our doing
+            _quiet_logs()
+            for nanny in (False, True):
+                with contextlib.suppress(Exception):
+                    self._client.run(_quiet_logs, nanny=nanny, on_error="ignore")
+            self.close()
+        elif self._client is not None:
+            with self._running_lock:
+                running = list(self._running)
+            self._client.cancel(running, force=True)
 
     def close(self) -> None:
         for thing in self._owned:

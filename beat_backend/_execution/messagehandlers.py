@@ -111,6 +111,9 @@ class MessageHandler(threading.Thread):
         self, host_address, data_sources=None, kill_callback=None, context=None, *, channel=None
     ):
         super().__init__(name="MessageHandler", daemon=True)
+        self._serving = threading.Lock()  # held by the loop while it uses the socket
+        self._closed = False  # closed: a loop starting afterwards never serves
+        self._closing = False  # destroy() was called from the loop: it closes on its way out
         #: the channel served (``channel=``), else ``None`` (the bound ``socket`` is served)
         self.channel = channel
         self._own_context = channel is None and context is None
@@ -166,20 +169,38 @@ class MessageHandler(threading.Thread):
         self.callbacks[grammar.GTB] = self.get_batch
         self.callbacks[grammar.IFC] = self.infos_compact
 
-    def destroy(self):
+    def destroy(self, timeout: float | None = None) -> bool:
         """Stop the loop, then close the socket (and the context if this handler created it).
 
-        The platform sets ``stop`` and calls ``destroy()`` without ``join()``: the
-        socket is closed only once the loop has left it (at most a poll period,
-        or the request being served), so the thread never polls a closed socket.
-        A served ``channel`` is closed instead.
+        The socket (a served ``channel`` instead) is closed only once the serving
+        loop has left it, whatever ``is_alive()`` says: here when the loop has
+        ended or never started (it then never serves), by the loop itself on its
+        way out when called from it (a ``kill_callback``). The platform sets
+        ``stop`` and calls ``destroy()`` without ``join()``. ``timeout``: wait at
+        most that long for the loop; ``False`` if it still runs (nothing closed).
         """
         stop = self.__dict__.get("stop")  # absent when __init__'s bind failed
         if stop is not None:
             stop.set()
-        if self.is_alive() and threading.current_thread() is not self:
-            self._wake()
-            self.join()
+        if threading.current_thread() is self:
+            self._closing = True
+            return True
+        self._wake()
+        if not self._serving.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+            return False
+        try:
+            self._close()
+        finally:
+            self._serving.release()
+        if self.is_alive():
+            self.join()  # it is past the loop: only its end remains
+        return True
+
+    def _close(self) -> None:
+        """Close the socket or channel, the wake pipe and the own context (once)."""
+        if self._closed:
+            return
+        self._closed = True
         if self.channel is not None:
             self.channel.close()
         else:
@@ -242,7 +263,13 @@ class MessageHandler(threading.Thread):
 
     def run(self):
         try:
-            self._serve()
+            with self._serving:
+                try:
+                    if not self._closed:  # destroyed before it started: nothing to serve
+                        self._serve()
+                finally:
+                    if self._closing:
+                        self._close()
         finally:
             self.finished.set()
 

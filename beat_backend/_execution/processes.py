@@ -209,7 +209,11 @@ class _Child:
 
 
 def _wait_watching(
-    execute: _Child, others: list[_Child], poll: float = 0.05, deadline: float | None = None
+    execute: _Child,
+    others: list[_Child],
+    poll: float = 0.05,
+    deadline: float | None = None,
+    aborted: Callable[[], bool] | None = None,
 ):
     """Wait for ``execute``; a provider/loop process that exits first stops it.
 
@@ -217,14 +221,21 @@ def _wait_watching(
     runner can: if a helper process dies while ``execute`` still runs, it is
     terminated and the block fails with a system error. With a ``deadline``
     (``BEAT_BACKEND_DEADLINE``), a process stopped (SIGSTOP) for longer than
-    that fails the block the same way. Returns ``(execute's status, the
-    process that died or stalled first or None)``.
+    that fails the block the same way. Once ``aborted()`` is true, every
+    process is asked to stop (SIGTERM: the scripts discard their outputs) and
+    ``execute`` is terminated. Returns ``(execute's status, the process that
+    died or stalled first or None)``.
     """
     stopped_since: dict[int, float] = {}
     while True:
         status = execute.wait(poll)
         if status is not None:
             return status, None
+        if aborted is not None and aborted():
+            for child in (execute, *others):  # all at once: the grace periods overlap
+                child.ask_to_stop()
+            execute.terminate()
+            return execute.process.returncode or 1, None
         for child in others:
             if child.wait(0) is not None:
                 # give execute a moment to finish on its own (the peer may just be done)
@@ -266,11 +277,12 @@ def run_block_processes(*args, attempts: int = 3, **kwargs) -> ProcessResult:
 
     Ports are chosen free but released before the providers bind them: when a
     provider or the loop process could not bind ("Address already in use"),
-    the block is started again with new ports.
+    the block is started again with new ports (unless ``aborted``).
     """
+    aborted = kwargs.get("aborted") or (lambda: False)
     for attempt in range(1, attempts + 1):
         result = _run_once(*args, **kwargs)
-        if result.status == 0 or "Address already in use" not in result.stderr:
+        if result.status == 0 or "Address already in use" not in result.stderr or aborted():
             return result
         if attempt == attempts:
             return result
@@ -287,11 +299,14 @@ def _run_once(
     env: dict | None = None,
     on_start=None,
     die_with_parent: bool = False,
+    aborted: Callable[[], bool] | None = None,
 ) -> ProcessResult:
     """Run one block: providers, loop, ``execute``; return the platform's view of it.
 
     ``die_with_parent=True`` makes the scripts die with the thread that started
     them (``PR_SET_PDEATHSIG``), for callers that may be killed (Dask workers).
+    ``aborted``: polled while the block runs; once true, the block is stopped
+    (see :func:`_wait_watching`).
     """
     env = dict(os.environ if env is None else env)
     # our own databases_provider serves these scripts: they may ask it for
@@ -316,7 +331,7 @@ def _run_once(
         if on_start is not None:
             on_start([c.process.pid for c in (*children, execute)])
         deadline = default_deadline()
-        status, gone = _wait_watching(execute, children, deadline=deadline)
+        status, gone = _wait_watching(execute, children, deadline=deadline, aborted=aborted)
         _explain_failure(handler, status, gone, deadline)
     finally:
         _stop_everything(handler, children, execute)
@@ -404,10 +419,9 @@ def _stop_everything(
     handler: MessageHandler, children: list[_Child], execute: _Child | None
 ) -> None:
     """Stop the platform handler and every process (none is left behind); collect outputs."""
-    handler.stop.set()
-    if handler.is_alive():
-        # it acts on ``stop`` within a poll period, or after answering a message
-        handler.join(HANDLER_JOIN)
+    # the loop leaves its socket on ``stop`` at once, or after answering a message; the
+    # socket is closed only then (never under the polling thread, see destroy())
+    closed = handler.destroy(timeout=HANDLER_JOIN)
     # all asked at once, then reaped: the grace periods overlap
     everyone = [*children, *([execute] if execute is not None else [])]
     for child in everyone:
@@ -417,12 +431,8 @@ def _stop_everything(
         child.terminate(grace=max(0.0, limit - time.monotonic()))
     for child in (*children, *([execute] if execute else [])):
         child.collect()
-    if handler.is_alive():
-        # never close a socket a thread still uses (libzmq aborts): a join measured
-        # across a SIGSTOP of this process may end before the thread resumed
-        handler.join(HANDLER_JOIN)
-    if not handler.is_alive():
-        handler.destroy()
+    if not closed:  # a wait measured across a SIGSTOP of this process may end too soon
+        handler.destroy(timeout=HANDLER_JOIN)
 
 
 def _result(
@@ -449,3 +459,49 @@ def _result(
             result.cpu_seconds += child.rusage.ru_utime + child.rusage.ru_stime
             result.max_rss_kb = max(result.max_rss_kb, child.rusage.ru_maxrss)
     return result
+
+
+def run_stoppable(
+    command: list[str],
+    aborted: Callable[[], bool],
+    tick: Callable[[], object] = lambda: None,
+    poll: float = 0.1,
+) -> subprocess.CompletedProcess:
+    """Run ``command`` in its own session (a Ctrl-C at the terminal does not reach it),
+    its output captured as text; ``tick()`` is called while it runs. Once ``aborted()``
+    is true, its process group is stopped (SIGTERM, SIGKILL after :data:`TERM_GRACE`)."""
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+        preexec_fn=die_with_parent_hook(),
+    )
+    with process:
+        while True:
+            try:
+                out, err = process.communicate(timeout=poll)
+                break
+            except subprocess.TimeoutExpired:
+                stop = aborted()
+                tick()  # (after: an abort it sees is announced before the process stops)
+                if stop:
+                    out, err = _stop_group(process)
+                    break
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+def _stop_group(process: subprocess.Popen) -> tuple[str, str]:
+    """SIGTERM (then SIGKILL after :data:`TERM_GRACE`) to the process group of ``process``."""
+    for signum, wait in ((signal.SIGTERM, TERM_GRACE), (signal.SIGKILL, None)):
+        try:
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            pass
+        try:
+            return process.communicate(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+    return "", ""  # pragma: no cover - communicate() without a timeout returns

@@ -9,7 +9,9 @@ subprocesses on this machine; ``DaskLauncher`` (``dask_launcher``) runs them on
 the workers of a Dask cluster. Independent blocks may run in parallel
 (``jobs``). :func:`run_experiments` runs several experiments together (a
 sweep): an item whose outputs have the same hashes in several experiments is
-the same computation and runs once.
+the same computation and runs once. A Ctrl-C or SIGTERM (an
+:class:`~.interrupt.Interrupt`, announced by the event ``interrupt``) stops
+the run early.
 """
 
 from __future__ import annotations
@@ -17,23 +19,19 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import os
-import subprocess
-import sys
+import threading
 import time
 from collections.abc import Callable
 
-from .._core.errors import IndexFailed, RunError
+from .._cache.maintenance import remove_dead_temporaries
+from .._core.errors import RunError
 from .._core.names import confined_path
 from .._format.plain import plain_value
 from . import failures, planner, preflight, staleness
 from .blockdirs import item_content, run_in_block_dirs
-from .processes import ProcessResult, die_with_parent_hook
-
-Progress = Callable[..., None]
-
-
-def _no_progress(event: str, **details) -> None:
-    return None
+from .indexing import Progress, _no_progress, build_indexes
+from .interrupt import INTERRUPTED, STOPPED, Interrupt, announce
+from .processes import ProcessResult
 
 
 @dataclasses.dataclass
@@ -113,8 +111,10 @@ class Launcher:
 
     ``prepare(cache_root)`` is called once before anything runs (raise
     ``RuntimeError`` to stop the run, e.g. a cache the workers cannot see);
-    ``parallelism`` is the default number of items run at once; ``close()``
-    releases what the launcher holds (also on ``with`` exit).
+    ``parallelism`` is the default number of items run at once; ``abort()``
+    (once, from the run's thread) stops the items running now: their ``run``
+    returns a failure soon, their outputs discarded; ``close()`` releases
+    what the launcher holds (also on ``with`` exit).
     """
 
     #: default ``jobs`` of a run with this launcher
@@ -125,6 +125,9 @@ class Launcher:
 
     def run(self, item: planner.PlanItem, cache_root: str) -> ProcessResult:  # pragma: no cover
         raise NotImplementedError
+
+    def abort(self) -> None:
+        return None
 
     def close(self) -> None:
         return None
@@ -142,15 +145,28 @@ class LocalLauncher(Launcher):
     def __init__(self, debug: bool = False, keep_dirs: bool = False):
         self.debug = debug
         self.keep_dirs = keep_dirs
+        self._abort = threading.Event()
 
     def run(self, item: planner.PlanItem, cache_root: str) -> ProcessResult:
-        return run_item(item, cache_root, debug=self.debug, keep_dirs=self.keep_dirs)
+        return run_item(
+            item, cache_root, debug=self.debug, keep_dirs=self.keep_dirs, aborted=self._abort.is_set
+        )
+
+    def abort(self) -> None:
+        """Stop the running blocks: SIGTERM to their scripts (which discard their outputs),
+        SIGKILL after a grace period; their scratch folders are removed."""
+        self._abort.set()
 
 
 def run_item(
-    item: planner.PlanItem, cache_root: str, debug: bool = False, keep_dirs: bool = False
+    item: planner.PlanItem,
+    cache_root: str,
+    debug: bool = False,
+    keep_dirs: bool = False,
+    aborted: Callable[[], bool] | None = None,
 ) -> ProcessResult:
-    """Prepare the script directories of ``item`` and run it (providers, loop, execute)."""
+    """Prepare the script directories of ``item`` and run it (providers, loop, execute);
+    stopped early once ``aborted()`` is true."""
     return run_in_block_dirs(
         item_content(item),
         cache_root,
@@ -158,52 +174,17 @@ def run_item(
         debug=debug,
         # a killed runner takes its scripts with it: none goes on publishing outputs
         die_with_parent=True,
+        aborted=aborted,
     )
 
 
-def build_indexes(
-    plan: planner.Plan, progress: Progress = _no_progress, built: set[str] | None = None
-) -> None:
-    """Build the missing dataset index files, and those of ``plan.rebuilds``, through the
-    ``index`` script (never in-process); ``built`` collects the hashes of those built (a
-    sweep's plans build each once)."""
-    built = set() if built is None else built
-    for dataset in [*plan.missing_indexes, *plan.rebuilds]:
-        if dataset.hash in built:
-            continue
-        if not dataset.exists and os.path.isfile(os.path.join(plan.cache_root, dataset.path)):
-            continue  # built meanwhile (by the plan of another experiment of a sweep)
-        built.add(dataset.hash)
-        progress("index", dataset=dataset)
-        command = [
-            sys.executable,
-            "-m",
-            "beat_backend.scripts.index",
-            plan.prefix,
-            plan.cache_root,
-            dataset.database,
-            dataset.protocol,
-            dataset.set,
-        ]
-        done = subprocess.run(
-            command, capture_output=True, text=True, preexec_fn=die_with_parent_hook()
-        )
-        target = confined_path(plan.cache_root, dataset.path, "dataset index path")
-        if done.returncode != 0 or not os.path.exists(target):
-            output = done.stderr.strip()
-            raise IndexFailed(
-                f"{dataset.database}/{dataset.protocol}/{dataset.set}",
-                done.returncode,
-                output,
-                failures.locate_text(output, plan.prefix),
-            )
-
-
 def _clean_stale_outputs(item: planner.PlanItem, cache_root: str) -> None:
+    """Remove the files of ``item``'s outputs, and the temporaries their dead writers left."""
     for output in item.outputs:
         for path in planner.output_files(cache_root, output.path):
             os.chmod(path, 0o644)
             os.unlink(path)
+        remove_dead_temporaries(os.path.join(cache_root, output.path))
 
 
 def _select(plan: planner.Plan, only: str | None, with_deps: bool) -> list[planner.PlanItem]:
@@ -262,6 +243,7 @@ def run_experiment(
     launcher: Launcher | None = None,
     progress: Progress = _no_progress,
     reindex: bool = False,
+    interrupt: Interrupt | None = None,
 ) -> Report:
     """Plan and run an experiment; returns a :class:`Report` (never raises for block failures).
 
@@ -278,6 +260,7 @@ def run_experiment(
         launcher=launcher,
         progress=progress,
         reindex=reindex,
+        interrupt=interrupt,
     )[0]
 
 
@@ -304,6 +287,8 @@ def _key(item: planner.PlanItem) -> tuple:
 
 #: a dependency that will never be met (not selected and not cached)
 _NEVER = ("never",)
+#: how often (s) the schedule looks at the interrupt while blocks run
+_TICK = 0.1
 
 
 def run_experiments(
@@ -318,6 +303,7 @@ def run_experiments(
     launcher: Launcher | None = None,
     progress: Progress = _no_progress,
     reindex: bool = False,
+    interrupt: Interrupt | None = None,
 ) -> list[Report]:
     """Plan and run several experiments together; one :class:`Report` each, in order.
 
@@ -328,6 +314,7 @@ def run_experiments(
     the other experiments go on. A stale index file the run reads refuses the
     run (``RunRefused("stale-index")``) unless ``reindex`` (or ``force``, for
     the items it forces) rebuilds it, rerunning its readers and what follows.
+    An ``interrupt`` (set by signal handlers) stops the run early: see :mod:`.interrupt`.
     """
     os.makedirs(cache_root, exist_ok=True)
     forced = force
@@ -346,10 +333,10 @@ def run_experiments(
     launcher.prepare(cache_root)
     built: set[str] = set()
     for the_plan in plans:
-        build_indexes(the_plan, progress, built)
+        build_indexes(the_plan, progress, built, interrupt)
     jobs = max(1, jobs or launcher.parallelism)
 
-    schedule = _Schedule(plans, launcher, cache_root, progress)
+    schedule = _Schedule(plans, launcher, cache_root, progress, interrupt or Interrupt())
     outcomes = schedule.run(list(nodes.values()), jobs)
     reports = _reports(plans, selections, nodes, outcomes, cache_root)
     for report in reports:
@@ -415,17 +402,24 @@ class _Schedule:
 
     A failed node stops what is not started yet of the experiments it belongs
     to (``skipped``, reason ``not run``); what can never start is ``skipped``,
-    ``blocked``. The ``start`` and ``finish`` events name the experiment a node
-    runs for (the first one listing it).
+    ``blocked``; once ``interrupt`` finishes, what did not start is ``skipped``,
+    ``interrupted``. The ``start`` and ``finish`` events name the experiment a
+    node runs for (the first one listing it).
     """
 
     def __init__(
-        self, plans: list[planner.Plan], launcher: Launcher, cache_root: str, progress: Progress
+        self,
+        plans: list[planner.Plan],
+        launcher: Launcher,
+        cache_root: str,
+        progress: Progress,
+        interrupt: Interrupt,
     ):
         self.plans = plans
         self.launcher = launcher
         self.cache_root = cache_root
         self.progress = progress
+        self.interrupt = interrupt
         self.outcomes: dict[tuple, Outcome] = {}
         self.failed: set[int] = set()  # plans with a failed item
         self.failures: dict[int, list[str]] = {}  # plan -> names of its failed items
@@ -449,6 +443,7 @@ class _Schedule:
         running: dict[concurrent.futures.Future, _Node] = {}
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
             while pending or running:
+                self.interrupted(pending, running)
                 self.start(pending, running, pool, jobs)
                 for node in [n for n in pending if self.abandoned(n)]:
                     pending.remove(node)
@@ -460,16 +455,27 @@ class _Schedule:
                     pending.clear()
                     continue
                 done, _ = concurrent.futures.wait(
-                    list(running), return_when=concurrent.futures.FIRST_COMPLETED
+                    list(running), _TICK, return_when=concurrent.futures.FIRST_COMPLETED
                 )
                 for future in done:
                     self.finish(running.pop(future), future)
         return self.outcomes
 
+    def interrupted(self, pending: list[_Node], running: dict) -> None:
+        """Act on the interrupt: announce a new state (an abort stops the running nodes
+        through the launcher); once finishing, what is pending is ``skipped``."""
+        news = announce(self.interrupt, self.progress, [n.item.name for n in running.values()])
+        if news == "abort":
+            self.launcher.abort()
+        if self.interrupt.finishing:
+            for node in pending:
+                self.skip(node, INTERRUPTED)
+            pending.clear()
+
     def start(self, pending: list[_Node], running: dict, pool, jobs: int) -> None:
         """Start what can start (up to ``jobs`` running); cached nodes finish at once."""
         for node in list(pending):
-            if len(running) >= jobs:
+            if len(running) >= jobs or self.interrupt.finishing:
                 break
             item = node.item
             if self.abandoned(node):
@@ -491,6 +497,8 @@ class _Schedule:
         experiments) or ``blocked`` (naming the dependencies that did not come)."""
         if reason == "not run":
             names = [n for i in sorted(node.experiments) for n in self.failures.get(i, ())]
+        elif reason == INTERRUPTED:
+            names = []
         else:  # in execution order; a dependency never planned has no name
             done = {k for k, o in self.outcomes.items() if o.status in ("ran", "cached")}
             names = [n for k, n in self.names.items() if k in node.needs and k not in done]
@@ -515,6 +523,8 @@ class _Schedule:
                 self.failures.setdefault(index, []).append(name)
             _clean_stale_outputs(item, self.cache_root)
             outcome.location = failures.locate(result, self.plans[0].prefix)
+            if self.interrupt.aborting:  # stopped by the abort: not a failure of its own
+                outcome = Outcome(item.name, item.kind, "skipped", seconds, STOPPED, result)
         self.record(node, outcome)
 
     def record(self, node: _Node, outcome: Outcome) -> None:

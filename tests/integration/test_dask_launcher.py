@@ -32,6 +32,7 @@ from beat_backend._execution.dask_launcher import (  # noqa: E402
     slot_item,
     split_ranges,
 )
+from beat_backend._execution.interrupt import INTERRUPTED, STOPPED, Interrupt  # noqa: E402
 from beat_backend._execution.processes import ProcessResult  # noqa: E402
 from beat_backend._execution.runner import (  # noqa: E402
     LocalLauncher,
@@ -168,6 +169,56 @@ def test_failing_block_reports_the_user_error_and_leaves_no_output(prefix, tmp_p
     assert "boom on a worker" in failed.result.user_error
     score = planner.plan(prefix, SMALL, cache)["score"]
     assert all(planner.output_files(cache, o.path) == [] for o in score.outputs)
+
+
+def test_an_abort_cancels_the_tasks_sent_to_a_given_cluster(prefix, tmp_path, launcher, client):
+    # a second Ctrl-C or SIGTERM (#17) with a cluster the run did not start: the run ends at
+    # once, its tasks cancelled; one already running cannot be stopped from here
+    marker, release = tmp_path / "running", tmp_path / "release"
+    code = os.path.join(prefix, "algorithms/example/normalize/1.py")
+    head = "    def process(self, inputs, data_loaders, outputs):\n"
+    gate = (
+        "        import os, time\n"
+        f"        open({str(marker)!r}, 'a').close()\n"
+        f"        while not os.path.exists({str(release)!r}):\n"
+        "            time.sleep(0.05)\n"
+    )
+    with open(code, encoding="utf-8") as f:
+        text = f.read()
+    with open(code, "w", encoding="utf-8") as f:
+        f.write(text.replace(head, head + gate, 1))
+    interrupt = Interrupt()
+    reports = []
+    thread = threading.Thread(
+        target=lambda: reports.append(
+            run_experiment(
+                prefix, SMALL, str(tmp_path / "cache"), launcher=launcher, interrupt=interrupt
+            )
+        )
+    )
+    thread.start()
+    try:
+        limit = time.monotonic() + 120
+        while not marker.exists() and time.monotonic() < limit:
+            time.sleep(0.05)
+        assert marker.exists(), "the first block never ran"
+        interrupt.abort(signal.SIGTERM)
+        thread.join(30)
+        assert not thread.is_alive(), "the run did not end on the abort"
+    finally:
+        release.touch()  # the task on the worker ends (and publishes its outputs) by itself
+        thread.join(60)
+    (report,) = reports
+    statuses = [(o.name, o.status, o.reason) for o in report.outcomes]
+    assert statuses[0] == ("normalize_train", "skipped", STOPPED)
+    # (normalize_test may have been running too: the cluster has two workers)
+    assert statuses[2] in {("normalize_test", "skipped", r) for r in (STOPPED, INTERRUPTED)}
+    assert [statuses[i] for i in (1, 3, 4)] == [
+        (name, "skipped", INTERRUPTED) for name in ("training", "score", "analysis")
+    ]
+    limit = time.monotonic() + 60  # the next tests get idle workers
+    while any(client.processing().values()) and time.monotonic() < limit:
+        time.sleep(0.1)
 
 
 # --------------------------------------------------------------------------

@@ -68,22 +68,21 @@ def stop_handler(handler, logger) -> bool:
     """Stop the serving thread (if it runs), then close its socket and context.
 
     Returns whether the thread stopped (else nothing is closed: it still uses them).
-    ``handler.finished`` tells, not ``is_alive()``: after a SIGTERM interrupted a
-    ``join()`` (``executor.wait()``), CPython 3.11 reports a running thread dead.
+    ``handler.destroy()`` closes only once the loop has left the socket (never
+    trusting ``is_alive()``: after a SIGTERM interrupted a ``join()``, CPython 3.11
+    reports a running thread dead).
     """
     handler.stop.set()
     limit = time.monotonic() + _JOIN_TIMEOUT
-    running = handler.ident is not None and not handler.finished.is_set()
-    while running and time.monotonic() < limit:
+    while True:
         try:
-            running = not handler.finished.wait(0.1)
+            closed = handler.destroy(timeout=limit - time.monotonic())
+            break
         except common.Terminated:  # SIGTERM while stopping: finish stopping first
             pass
-    if running:  # pragma: no cover - a stuck user view
+    if not closed:  # pragma: no cover - a stuck user view
         logger.warning("the message handler did not stop: its socket is left open")
-        return False
-    handler.destroy()
-    return True
+    return closed
 
 
 def _serve(args, logger, handler) -> int:

@@ -432,6 +432,28 @@ def test_a_killed_writer_leaves_only_a_hidden_temporary(tmp_path):
         load_data_index(cache, "ab/cd/0123.data")
 
 
+def test_remove_dead_temporaries_of_one_output(tmp_path):
+    # what a run does for an output it reruns, or stopped (Ctrl-C): only the temporaries
+    # of that output whose writer is gone
+    base = os.path.join(str(tmp_path), "ab", "cd", "0123")
+    folder = os.path.dirname(base)
+    os.makedirs(folder)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_WRITER, index_filename(data_filename(base + ".data", 0, 3))]
+    )
+    assert child.wait(timeout=120) == 3
+    (dead,) = os.listdir(folder)
+    alive = f".0123.0.3.data.{os.getpid()}.beef.tmp"  # this process: a live writer
+    other = f".0124.0.3.data.{child.pid}.beef.tmp"  # another output's
+    finished = "0123.0.3.data"
+    for name in (alive, other, finished):
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(b"x")
+    assert maintenance.remove_dead_temporaries(base) == [os.path.join(folder, dead)]
+    assert sorted(os.listdir(folder)) == sorted([alive, other, finished])
+    assert maintenance.remove_dead_temporaries(os.path.join(str(tmp_path), "missing", "x")) == []
+
+
 def test_temporaries_never_match_a_readers_glob(tmp_path, monkeypatch):
     cache = str(tmp_path)
     base = os.path.join(cache, "ab", "0123")

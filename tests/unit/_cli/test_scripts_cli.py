@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -763,3 +764,41 @@ def test_provider_datasets_uid_creation_failure(tmp_path, cache, context, monkey
         thread.join(30)
     assert reply == [b"err", b"sys", f"Failed to create an user with the UID {uid}".encode()]
     assert result["status"] == 1
+
+
+# -- stopping the serving thread after a SIGTERM: the socket is closed only once the loop
+# -- has left it (issue #17; the ordering is forced with a gated poller) -----------------
+
+
+@pytest.mark.parametrize("sigterm", ["during executor.wait()", "during stop_handler()"])
+def test_stop_handler_closes_only_once_the_loop_left_its_poll(sigterm, monkeypatch):
+    from _pollgate import PollGate, signal_in_main_thread
+
+    from beat_backend._cli.scripts.databases_provider import stop_handler
+    from beat_backend._execution.messagehandlers import MessageHandler
+
+    failures = []
+    monkeypatch.setattr(threading, "excepthook", failures.append)
+    handler = MessageHandler("127.0.0.1")
+    handler.watch_client()
+    gate = PollGate(handler)
+    handler.start()
+    assert gate.inside.wait(5)
+    logger = logging.getLogger("test.stop_handler")
+    with common.sigterm_raises():  # what the scripts run under (the first SIGTERM raises)
+        if sigterm == "during executor.wait()":
+            with (
+                pytest.raises(common.Terminated),
+                signal_in_main_thread(0.05, signal.SIGTERM, handler=None),
+            ):
+                handler.join()  # executor.wait(): CPython 3.11 now reports the thread dead
+            gate.release_after(0.3)
+            assert stop_handler(handler, logger) is True
+        else:
+            gate.release_after(0.3)
+            with signal_in_main_thread(0.1, signal.SIGTERM, handler=None):
+                assert stop_handler(handler, logger) is True
+    assert handler.finished.wait(5)
+    assert [str(f.exc_value) for f in failures] == []
+    assert gate.closed_under_poll == [False]
+    assert handler.socket.closed and handler.context.closed

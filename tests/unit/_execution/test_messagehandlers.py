@@ -1,7 +1,8 @@
 """``MessageHandler`` / ``LoopMessageHandler`` over real PAIR sockets (processes spec §3-§4).
 
 * the golden ``platform.json`` conversations replayed byte for byte;
-* address handling, ``kill()``, ``destroy()``;
+* address handling, ``kill()``, ``destroy()``; teardown orderings forced with a gated
+  poller (a socket is closed only once the loop has left it);
 * every error reply of §3.2, malformed requests and ``send_error``;
 * the loop commands with a stub executor, including the golden ``loop.json``
   loop channel (the stub behaves like the golden evaluator ``golden/loop_eval/1``).
@@ -22,6 +23,7 @@ import _wire
 import numpy
 import pytest
 import zmq
+from _pollgate import Interrupted, PollGate, signal_in_main_thread
 
 from beat_backend._assets.dataformat import DataFormat
 from beat_backend._execution import messagehandlers
@@ -289,6 +291,85 @@ def test_destroy_keeps_a_given_context(context):
     assert not context.closed
     other = context.socket(zmq.PAIR)  # still usable
     other.close()
+
+
+# -- teardown orderings, forced: the socket is closed only once the loop has left it --------
+
+
+@pytest.fixture
+def thread_failures(monkeypatch):
+    failures = []
+    monkeypatch.setattr(threading, "excepthook", failures.append)
+    return failures
+
+
+def test_destroy_after_an_interrupted_join_waits_for_the_loop_in_poll(thread_failures):
+    # the crash on teardown (#17): the serving thread is inside poll() when a signal
+    # handler's exception interrupts the main thread's join() (a script's SIGTERM during
+    # executor.wait(), Ctrl-C). CPython 3.11 then reports the thread dead while it still
+    # polls; destroy() trusted is_alive(), closed the socket under it, and the thread died:
+    # "Exception in thread MessageHandler: ... ZMQError: Socket operation on non-socket"
+    handler = MessageHandler("127.0.0.1")
+    handler.watch_client()
+    gate = PollGate(handler)
+    handler.start()
+    assert gate.inside.wait(5)
+    with pytest.raises(Interrupted), signal_in_main_thread(0.05):
+        handler.join()
+    gate.release_after(0.3)
+    t0 = time.monotonic()
+    closed = handler.destroy()  # waits for the loop to leave poll(), then closes
+    assert handler.finished.wait(5)
+    handler.join(5)
+    assert [str(f.exc_value) for f in thread_failures] == []
+    assert gate.closed_under_poll == [False]
+    assert closed is True and time.monotonic() - t0 >= 0.25
+    assert handler.socket.closed and handler.context.closed
+    assert handler.finished.is_set() and not handler.is_alive()
+
+
+def test_destroy_with_a_timeout_closes_nothing_while_the_loop_polls(thread_failures):
+    handler = MessageHandler("127.0.0.1")
+    gate = PollGate(handler)
+    handler.start()
+    assert gate.inside.wait(5)
+    assert handler.destroy(timeout=0.1) is False
+    assert not handler.socket.closed and not handler.finished.is_set()
+    gate.release.set()
+    assert handler.destroy(timeout=5) is True
+    assert gate.closed_under_poll == [False] and handler.socket.closed
+    assert thread_failures == []
+
+
+def test_destroy_from_the_loop_closes_on_its_way_out(thread_failures):
+    # a kill_callback calling destroy() runs in the serving thread: it cannot wait for
+    # itself, so the loop closes its socket once it has left it
+    seen = []
+
+    def callback():
+        handler.destroy()
+        seen.append(handler.socket.closed)
+
+    handler = MessageHandler("127.0.0.1", kill_callback=callback)
+    handler.start()
+    handler.kill()
+    assert handler.finished.wait(5)
+    handler.join(5)
+    assert seen == [False]
+    assert handler.socket.closed and handler.context.closed
+    assert thread_failures == []
+
+
+def test_a_thread_started_after_destroy_never_serves(thread_failures):
+    # destroy() won the race against a thread being started (a SIGTERM inside start()):
+    # the thread must not touch the closed socket
+    handler = MessageHandler("127.0.0.1")
+    handler.destroy()
+    handler.start()
+    assert handler.finished.wait(5)
+    handler.join(5)
+    assert [str(f.exc_value) for f in thread_failures] == []
+    assert handler.finished.is_set() and not handler.is_alive()
 
 
 def test_initial_state():

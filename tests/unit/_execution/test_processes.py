@@ -14,6 +14,7 @@ from beat_backend._execution.processes import (
     _explain_failure,
     _start_helpers,
     _wait_watching,
+    run_stoppable,
 )
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
@@ -88,6 +89,58 @@ def test_a_stop_shorter_than_the_deadline_is_tolerated(children):
         resume.cancel()
     assert (status, gone) == (0, None)
     assert not execute.stalled
+
+
+def test_an_abort_asks_every_process_to_stop_at_once(children):
+    # a Ctrl-C twice or a SIGTERM of `beat-backend run' (#17): SIGTERM to execute and the
+    # helpers together (the scripts discard their outputs), execute reaped
+    execute = children("execute", SLEEPER)
+    provider = children("databases_provider", SLEEPER)
+    limit = time.monotonic() + 0.3
+    t0 = time.monotonic()
+    status, gone = _wait_watching(
+        execute, [provider], poll=0.05, aborted=lambda: time.monotonic() > limit
+    )
+    assert time.monotonic() - t0 < 2.0
+    assert (status, gone) == (-signal.SIGTERM, None)
+    assert execute.stopped_by_runner and provider.stopped_by_runner
+    assert provider.wait(5) == -signal.SIGTERM
+
+
+def test_run_stoppable_returns_the_output_or_stops_the_whole_group():
+    done = run_stoppable([sys.executable, "-c", "print('out'); exit(3)"], lambda: False)
+    assert (done.returncode, done.stdout) == (3, "out\n")
+    # a child that starts a grandchild in its group: both go on an abort
+    parent = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    limit = time.monotonic() + 1.0
+    ticks = []
+    t0 = time.monotonic()
+    done = run_stoppable(
+        [sys.executable, "-c", parent],
+        lambda: time.monotonic() > limit,
+        lambda: ticks.append(1),
+        poll=0.05,
+    )
+    assert time.monotonic() - t0 < 4.0 and ticks
+    assert done.returncode == -signal.SIGTERM
+    grandchild = int(done.stdout.split()[0])
+    limit = time.monotonic() + 5
+    while _alive(grandchild) and time.monotonic() < limit:
+        time.sleep(0.05)
+    assert not _alive(grandchild)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 # -- the steps of one block's run (no process started) ----------------------------------------

@@ -7,11 +7,14 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
+import threading
 
 import pytest
 from _experiments import GOLDEN_EXPERIMENT, GOLDEN_RECORD, RUN1, add_experiment, golden_copy, run1
 
 from beat_backend._execution import planner
+from beat_backend._execution.interrupt import INTERRUPTED, STOPPED, Interrupt
 from beat_backend._execution.processes import ProcessResult
 from beat_backend._execution.runner import Launcher, run_experiment, run_experiments
 
@@ -217,3 +220,95 @@ def test_a_shared_failure_is_named_in_every_experiment_it_stops(prefix, cache):
     )
     for report in (first, second):
         assert [o.because for o in report.outcomes] == [(), ("scale",), ("scale",)]
+
+
+# -- an interrupt (Ctrl-C, SIGTERM; issue #17) ------------------------------------------------
+
+
+class InterruptingLauncher(FakeLauncher):
+    """While ``scale`` runs, the interrupt is finished (a Ctrl-C) or aborted (a second one);
+    an aborted ``scale`` waits for ``abort()`` and returns as a stopped block does."""
+
+    def __init__(self, interrupt: Interrupt, how: str):
+        super().__init__()
+        self.interrupt, self.how = interrupt, how
+        self.aborted = threading.Event()
+        self.announced = threading.Event()  # set by the test's progress callback
+        self.aborts = 0
+
+    def run(self, item, cache_root):
+        if item.name != "scale":
+            return super().run(item, cache_root)
+        if self.how == "finish":
+            self.interrupt.finish()
+            assert self.announced.wait(10), "the run never announced the interrupt"
+            return super().run(item, cache_root)
+        self.ran.append(item.name)
+        self.interrupt.abort(signal.SIGINT)
+        partial = os.path.join(cache_root, item.outputs[0].path + ".0.5.data")
+        os.makedirs(os.path.dirname(partial), exist_ok=True)
+        open(partial, "wb").close()  # what it wrote before it was stopped
+        assert self.aborted.wait(10), "the run never called abort()"
+        return ProcessResult(status=143, system_error="stopped")
+
+    def abort(self):
+        self.aborts += 1
+        self.aborted.set()
+
+
+def _interrupt_events(log, launcher):
+    def progress(event, **details):
+        if event == "interrupt":
+            log.append((event, details["abort"], details["signal"], details["running"]))
+            launcher.announced.set()
+
+    return progress
+
+
+def test_an_interrupt_lets_the_running_block_finish_and_starts_no_other(prefix, cache):
+    interrupt = Interrupt()
+    launcher = InterruptingLauncher(interrupt, "finish")
+    log = []
+    progress = _interrupt_events(log, launcher)
+    report = run_experiment(
+        prefix, RUN1, cache, launcher=launcher, progress=progress, interrupt=interrupt
+    )
+    assert launcher.ran == ["scale"] and launcher.aborts == 0
+    assert log == [("interrupt", False, signal.SIGINT, ["scale"])]
+    assert _outcomes(report) == [
+        ("scale", "ran", ""),
+        ("group", "skipped", INTERRUPTED),
+        ("report", "skipped", INTERRUPTED),
+    ]
+    assert report.outcomes[1].explanation() == "interrupted"
+    assert report.outcomes[1].to_dict()["because"] == []
+    the_plan = planner.plan(prefix, RUN1, cache)
+    assert [i.status for i in the_plan.items] == [planner.CACHED, planner.RUN, planner.RUN]
+
+
+def test_an_abort_stops_the_running_block_through_the_launcher(prefix, cache):
+    interrupt = Interrupt()
+    launcher = InterruptingLauncher(interrupt, "abort")
+    log = []
+    progress = _interrupt_events(log, launcher)
+    report = run_experiment(
+        prefix, RUN1, cache, launcher=launcher, progress=progress, interrupt=interrupt
+    )
+    assert launcher.ran == ["scale"] and launcher.aborts == 1
+    assert log == [("interrupt", True, signal.SIGINT, ["scale"])]
+    assert [(o.name, o.status, o.reason) for o in report.outcomes] == [
+        ("scale", "skipped", STOPPED),
+        ("group", "skipped", INTERRUPTED),
+        ("report", "skipped", INTERRUPTED),
+    ]
+    the_plan = planner.plan(prefix, RUN1, cache)
+    assert planner.output_files(cache, the_plan["scale"].outputs[0].path) == []
+
+
+def test_an_interrupt_before_the_run_starts_nothing(prefix, cache):
+    interrupt = Interrupt()
+    interrupt.finish()
+    launcher = FakeLauncher()
+    report = run_experiment(prefix, RUN1, cache, launcher=launcher, interrupt=interrupt)
+    assert launcher.ran == []
+    assert [(o.status, o.reason) for o in report.outcomes] == [("skipped", INTERRUPTED)] * 3
