@@ -53,7 +53,9 @@ CONFIG_PREFIXES = ("execute-", "block-cli-", "loop-execute-", "provider-")
 #: tests outside tests/reliability that the report runs too: a keyword of their module or
 #: function name (pytest ``-k``) -> category; each category is listed even without tests
 ELSEWHERE = {
+    "channel_connect": "peers that never come up: BEAT_BACKEND_CONNECT_TIMEOUT",
     "connect_timeout": "peers that never come up: BEAT_BACKEND_CONNECT_TIMEOUT",
+    "no_databases_provider_listening": "peers that never come up: BEAT_BACKEND_CONNECT_TIMEOUT",
     "run_signals": "`beat-backend run` interrupted: Ctrl-C (SIGINT) and SIGTERM",
 }
 #: categories counted in the bad-input corpus
