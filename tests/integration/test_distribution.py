@@ -8,6 +8,8 @@ pip and runs ``beat-backend check`` and ``run`` from the installed wheels.
 
 from __future__ import annotations
 
+import configparser
+import re
 import shutil
 import subprocess
 import sys
@@ -97,3 +99,17 @@ def test_the_wheel_carries_the_data_folders_byte_for_byte_and_the_alias_pth(buil
     assert files["beat_backend-alias.pth"] == b"import _beat_backend_alias\n"
     assert "_beat_backend_alias.py" in files
 
+
+def test_the_supported_pythons_agree_in_setup_cfg_and_ci():
+    """Classifiers, ``python_requires`` and the versions ``.ci/run`` installs the wheel on."""
+    config = configparser.ConfigParser()
+    config.read(REPO / "setup.cfg", encoding="utf-8")
+    classifiers = config["metadata"]["classifiers"].split("\n")
+    prefix = "Programming Language :: Python :: 3."
+    minors = sorted(int(c[len(prefix) :]) for c in classifiers if c.startswith(prefix))
+    assert minors == [11, 12, 13]
+    assert config["options"]["python_requires"] == f">=3.{minors[0]}, <3.{minors[-1] + 1}"
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    (line,) = re.findall(r"^PY_VERSIONS=\((.*)\)$", ci, re.M)
+    assert line.split() == [f"3.{m}" for m in minors[1:]]  # 3.11: the main job's interpreter
+    assert minors[0] <= sys.version_info[1] <= minors[-1]
