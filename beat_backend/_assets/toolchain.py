@@ -13,10 +13,10 @@ an output wins, §4.2).
 from __future__ import annotations
 
 import copy
-import json
 from collections import Counter
 from typing import Any
 
+from .._core import jsonio
 from .._core.errors import DuplicateKeyError
 from .._core.hashing import hashJSON
 from . import schemas
@@ -51,7 +51,7 @@ def parse_json(raw: str | bytes) -> tuple[Any, list[str]]:
     """
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        return json.loads(text, object_pairs_hook=_dict_hook), []
+        return jsonio.loads(text, object_pairs_hook=_dict_hook), []
     except DuplicateKeyError as exc:
         return None, [f"Invalid JSON: {exc}"]
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError

@@ -8,6 +8,32 @@ from typing import Any
 
 from .errors import DeclarationError, DuplicateKeyError
 
+#: Python 3.13's message for ``[1,]`` / ``{"a": 1,}`` (3.11 and 3.12 report the next token)
+_TRAILING_COMMA = "Illegal trailing comma before end of "
+
+
+def loads(text: str, **kwargs: Any) -> Any:
+    """``json.loads`` whose syntax errors read the same on every Python.
+
+    Python 3.13 words a trailing comma ``Illegal trailing comma before end of
+    object|array`` at the comma; the texts of 3.11 and 3.12 (those of the
+    platform and of our ``errors``) name the closing bracket: ``Expecting
+    property name enclosed in double quotes`` or ``Expecting value``.
+    """
+    try:
+        return json.loads(text, **kwargs)
+    except json.JSONDecodeError as exc:
+        if not exc.msg.startswith(_TRAILING_COMMA):
+            raise
+        end = exc.pos + 1
+        while end < len(exc.doc) and exc.doc[end] in " \t\n\r":
+            end += 1
+        if exc.msg.endswith("object"):
+            message = "Expecting property name enclosed in double quotes"
+        else:
+            message = "Expecting value"
+        raise json.JSONDecodeError(message, exc.doc, end) from None
+
 
 def error_on_duplicate_key_hook(pairs):
     """``object_pairs_hook`` keeping key order and refusing duplicate keys.
@@ -36,7 +62,7 @@ def loads_declaration(text: str | bytes, path: str | None = None):
             where = f"`{path}'" if path else "declaration"
             raise DeclarationError(f"{where} is not valid UTF-8: {exc}") from exc
     try:
-        return json.loads(text, object_pairs_hook=error_on_duplicate_key_hook)
+        return loads(text, object_pairs_hook=error_on_duplicate_key_hook)
     except json.JSONDecodeError as exc:
         where = f"`{path}'" if path else "declaration"
         raise DeclarationError(f"{where} is not valid JSON: {exc}") from exc

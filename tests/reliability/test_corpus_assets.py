@@ -27,6 +27,7 @@ from beat_backend._assets.library import Library
 from beat_backend._assets.protocoltemplate import ProtocolTemplate
 from beat_backend._assets.toolchain import Toolchain
 from beat_backend._cli.check import format_report
+from beat_backend._core import jsonio
 from beat_backend._core.errors import (
     AssetNameError,
     DeclarationError,
@@ -137,7 +138,7 @@ def _decoder_position(content: bytes) -> tuple[str, str]:
     except UnicodeDecodeError as exc:
         return f"position {exc.start}", f"0x{content[exc.start]:02x}"
     try:
-        json.loads(text)
+        jsonio.loads(text)  # Python 3.13's trailing-comma message reads as 3.11's
     except json.JSONDecodeError as exc:
         return f"line {exc.lineno} column {exc.colno}", f"(char {exc.pos})"
     raise AssertionError("content is valid JSON")

@@ -13,6 +13,7 @@ import simplejson
 
 from beat_backend import exceptions, utils
 from beat_backend import hash as bhash
+from beat_backend._core import jsonio
 from beat_backend._core.jsonio import loads_declaration
 from beat_backend._core.names import check_asset_name, confined_path
 from beat_backend._core.resources import embedded_prefix
@@ -682,6 +683,29 @@ def test_loads_declaration_duplicate_keys(text):
     assert str(info.value) == "Invalid file content\nkey found several times"
     assert isinstance(info.value, RuntimeError)
     assert isinstance(info.value, ValueError)
+
+
+# Python 3.13 words trailing commas differently: the texts stay those of 3.11 / 3.12
+PROPERTY_NAME = "Expecting property name enclosed in double quotes"
+TRAILING_COMMAS = [
+    ('{"datasets": 1,}', f"{PROPERTY_NAME}: line 1 column 16 (char 15)"),
+    ('{"a": 1,\n}', f"{PROPERTY_NAME}: line 2 column 1 (char 9)"),
+    ("[1,]", "Expecting value: line 1 column 4 (char 3)"),
+    ('{"a": [1, 2,\t\r\n  ], "b": 2}', "Expecting value: line 2 column 3 (char 17)"),
+    ("[1,", "Expecting value: line 1 column 4 (char 3)"),
+    ('{"a" 1}', "Expecting ':' delimiter: line 1 column 6 (char 5)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text, message", TRAILING_COMMAS)
+def test_json_syntax_errors_read_the_same_on_every_python(text, message):
+    with pytest.raises(json.JSONDecodeError) as info:
+        jsonio.loads(text)
+    assert str(info.value) == message
+    with pytest.raises(exceptions.DeclarationError) as info:
+        loads_declaration(text, "x.json")
+    assert str(info.value) == f"`x.json' is not valid JSON: {message}"
+    assert jsonio.loads('{"a": [1, 2]}', object_pairs_hook=collections.OrderedDict) == {"a": [1, 2]}
 
 
 # --------------------------------------------------------------------------- example prefix
