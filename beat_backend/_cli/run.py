@@ -453,8 +453,33 @@ def print_indexes(the_plan, stream) -> None:
         print(f"reindex    {d.label} -> {d.path}", file=stream)
 
 
-def run(args) -> int:
+def dry_run(args, prefix: str, experiments: list[str], cache: str) -> int:
+    """``--dry-run``: print the plans (text, ``--json`` or ``--graph``); nothing runs."""
     from .._execution import planner, preflight
+
+    plans = []
+    for experiment in experiments:
+        force = {args.block} if args.block and args.force else args.force
+        the_plan = planner.plan(prefix, experiment, cache, force=force, reindex=args.reindex)
+        if args.block:
+            the_plan.block(args.block)  # RunError for an unknown block
+        plans.append(the_plan)
+    preflight.check_assets(plans)
+    if args.graph:
+        write_graph(plans[0], args.graph)
+    if args.json:
+        documents = [p.to_dict() for p in plans]
+        print(json.dumps(documents[0] if len(plans) == 1 else documents, indent=2))
+    else:
+        for index, the_plan in enumerate(plans):
+            if index:
+                print()
+            print_plan(the_plan)
+    return 0
+
+
+def run(args) -> int:
+    from .._execution import preflight
     from .._execution.interrupt import Interrupt
     from .._execution.runner import run_experiments
 
@@ -476,27 +501,7 @@ def run(args) -> int:
         if args.export:
             return export.run(args, prefix, experiment, cache)
         if args.dry_run:
-            plans = []
-            for experiment in experiments:
-                force = {args.block} if args.block and args.force else args.force
-                the_plan = planner.plan(
-                    prefix, experiment, cache, force=force, reindex=args.reindex
-                )
-                if args.block:
-                    the_plan.block(args.block)  # RunError for an unknown block
-                plans.append(the_plan)
-            preflight.check_assets(plans)
-            if args.graph:
-                write_graph(plans[0], args.graph)
-            if args.json:
-                documents = [p.to_dict() for p in plans]
-                print(json.dumps(documents[0] if len(plans) == 1 else documents, indent=2))
-            else:
-                for index, the_plan in enumerate(plans):
-                    if index:
-                        print()
-                    print_plan(the_plan)
-            return 0
+            return dry_run(args, prefix, experiments, cache)
         preflight.check_environment()  # RunRefused: an invalid BEAT_BACKEND_* variable
         with signals_to(Interrupt()) as interrupt, make_launcher(args) as launcher:
             reports = run_experiments(
