@@ -18,7 +18,7 @@ import time
 from ._harness import load_average, machine, table
 
 #: workload modules, in the order they run
-SUITES = ["formats", "cache", "remote", "executor", "startup"]
+SUITES = ["formats", "cache", "remote", "executor", "startup", "latency"]
 #: sections of RESULTS.md written by other means, kept as they are
 KEPT = ("dask", "notes")
 

@@ -328,8 +328,8 @@ def run(quick: bool = False) -> list[Row]:
             "seconds",
             first,
             bare,
-            "<= 1.5 x bare import numpy, zmq",
-            first <= 1.5 * bare,
+            "<= 1.1 x bare import numpy, zmq",
+            first <= 1.1 * bare,
             note="ratio = seconds / bare start-up (lower is better)",
         )
     )
