@@ -132,9 +132,7 @@ def experiment(blocks: int, protocol: str, set_name: str) -> dict:
     return {
         "schema_version": 2,
         "description": f"{blocks} copy blocks on synthetic/1 {protocol} {set_name}",
-        "datasets": {
-            "data": {"database": "synthetic/1", "protocol": protocol, "set": set_name}
-        },
+        "datasets": {"data": {"database": "synthetic/1", "protocol": protocol, "set": set_name}},
         "blocks": {
             name: {
                 "algorithm": "chain/copy/1",

@@ -1,0 +1,213 @@
+"""Per-unit overhead of the in-process executor (issue #18), against its codecs alone.
+
+Input: the 200,000 samples of the ``test`` set of the example's database
+grown to 200,000 samples per set (``synthetic/1``'s own ``generate()`` with
+``size`` 200000), normalized as ``normalize_test`` writes them
+(``example/sample/1``: a uint64 and 2 float32, one unit per data index), in a
+cache on tmpfs. Timed, alternated in the same run, medians:
+
+* baseline: a loop that only decodes and re-encodes the same units with the
+  same codecs: ``CachedDataSource`` (decoder) -> ``CachedDataSink``
+  (encoder), closing the output;
+* copy: an ``AlgorithmExecutor`` (the in-process path, ``MessageHandler`` on a
+  PAIR socket in this process) running ``chain/copy/1`` of
+  ``scripts/make_chain_prefix.py`` (sequential, writes each unit back as a
+  dict): ``executor.process()``, closing the output;
+* score: the same with the example's ``score`` block (``example/linear_score/1``,
+  its model on a second channel, read in ``prepare()``, untimed).
+
+Figures in µs per unit; ratio = per-unit time / the loop's (lower is better).
+``--quick``: 20,000 units, one repetition.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy
+import zmq
+
+from beat_backend._assets.dataformat import DataFormat
+from beat_backend._cache.sink import CachedDataSink
+from beat_backend._cache.source import CachedDataSource
+from beat_backend._execution.algorithm import AlgorithmExecutor
+from beat_backend._execution.messagehandlers import MessageHandler
+
+from ._harness import Row, alternate, scratch_dir
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from make_chain_prefix import make_chain_prefix  # noqa: E402
+
+SAMPLE = "example/sample/1"
+
+
+def _samples(prefix: str, n: int) -> list:
+    """The grown ``test`` set, normalized (scale 2) like ``normalize_test``'s output."""
+    path = os.path.join(prefix, "databases", "synthetic", "1.py")
+    spec = importlib.util.spec_from_file_location("_bench_synthetic", path)
+    database = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(database)
+    _, features = database.generate(n, 3)
+    norms = numpy.linalg.norm(features.astype(numpy.float64), axis=1, keepdims=True)
+    features = (features * (2.0 / numpy.where(norms > 0, norms, 1.0))).astype(numpy.float32)
+    T = DataFormat(prefix, SAMPLE).type
+    first = database.FIRST_ID["test"]
+    return [T(id=numpy.uint64(first + i), features=features[i]) for i in range(n)]
+
+
+def _write(path: str, dataformat, units: list, spans: list) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    sink = CachedDataSink()
+    sink.setup(path, dataformat, spans[0][0], spans[-1][1])
+    for unit, (start, end) in zip(units, spans):
+        sink.write(unit, start, end)
+    sink.close()
+
+
+def _prepare(root: str, n: int) -> tuple[str, str, str]:
+    """The run folders of copy and score, and the cache; returns ``(copy, score, cache)``."""
+    prefix = os.path.join(root, "prefix")
+    make_chain_prefix(prefix, blocks=2, size=n)
+    score = os.path.join("algorithms", "example", "linear_score")
+    shutil.copytree(os.path.join(ROOT, "prefix", score), os.path.join(prefix, score))
+    cache = os.path.join(root, "cache")
+    _write(
+        os.path.join(cache, "in", "samples.data"),
+        DataFormat(prefix, SAMPLE),
+        _samples(prefix, n),
+        [(i, i) for i in range(n)],
+    )
+    model = DataFormat(prefix, "example/model/1")
+    unit = model.type(
+        weights=numpy.array([1.2, 0.9]), bias=0.05, classes=numpy.array(["negative", "positive"])
+    )
+    _write(os.path.join(cache, "in", "model.data"), model, [unit], [(0, n - 1)])
+    folders = []
+    for name, config in (
+        (
+            "copy",
+            {
+                "algorithm": "chain/copy/1",
+                "channel": "main",
+                "inputs": {"in": {"channel": "main", "path": "in/samples"}},
+                "outputs": {"out": {"channel": "main", "path": "out/copy"}},
+            },
+        ),
+        (
+            "score",
+            {
+                "algorithm": "example/linear_score/1",
+                "channel": "test",
+                "inputs": {
+                    "sample": {"channel": "test", "path": "in/samples"},
+                    "model": {"channel": "train", "path": "in/model"},
+                },
+                "outputs": {"score": {"channel": "test", "path": "out/score"}},
+            },
+        ),
+    ):
+        folder = os.path.join(root, name)
+        os.makedirs(folder)
+        os.symlink(prefix, os.path.join(folder, "prefix"))
+        with open(os.path.join(folder, "configuration.json"), "w", encoding="utf-8") as f:
+            json.dump(dict(config, parameters={}), f)
+        folders.append(folder)
+    return folders[0], folders[1], cache
+
+
+def _clear(folder: str) -> None:
+    if os.path.isdir(folder):
+        for name in os.listdir(folder):
+            os.chmod(os.path.join(folder, name), 0o644)
+        shutil.rmtree(folder)
+
+
+def run(quick: bool = False) -> list[Row]:
+    n = 20_000 if quick else 200_000
+    repeat = 1 if quick else 3
+    root = tempfile.mkdtemp(prefix="beat_bench_overhead_", dir=scratch_dir(1 << 30))
+    context = zmq.Context()
+    try:
+        copy_dir, score_dir, cache = _prepare(root, n)
+        prefix = os.path.join(root, "prefix")
+        out = os.path.join(cache, "out")
+
+        def executor(run_dir):
+            _clear(out)
+            handler = MessageHandler("127.0.0.1", context=context)
+            handler.start()
+            socket = context.socket(zmq.PAIR)
+            socket.connect(handler.address)
+            ex = AlgorithmExecutor(socket, run_dir, cache_root=cache)
+            assert ex.setup() and ex.prepare()
+            t0 = time.perf_counter()
+            assert ex.process()
+            elapsed = time.perf_counter() - t0
+            handler.join(5)
+            socket.close(linger=0)
+            handler.destroy()
+            return elapsed
+
+        dataformat = DataFormat(prefix, SAMPLE)
+
+        def loop():
+            _clear(out)
+            os.makedirs(out)
+            t0 = time.perf_counter()
+            source = CachedDataSource()
+            assert source.setup(os.path.join(cache, "in", "samples.data"), prefix)
+            sink = CachedDataSink()
+            sink.setup(os.path.join(out, "loop.data"), dataformat, 0, n - 1)
+            for i in range(len(source)):
+                data, start, end = source[i]
+                sink.write(data, start, end)
+            sink.close()
+            source.close()
+            return time.perf_counter() - t0
+
+        loop()  # warm-up (codecs built, files in the page cache)
+        t_loop, t_copy, t_score = alternate(
+            [loop, lambda: executor(copy_dir), lambda: executor(score_dir)], repeat
+        )
+    finally:
+        context.destroy(linger=0)
+        for dirpath, _, files in os.walk(root):
+            for f in files:
+                os.chmod(os.path.join(dirpath, f), 0o644)
+        shutil.rmtree(root, ignore_errors=True)
+    us = 1e6 / n
+    loop_us, copy_us, score_us = t_loop * us, t_copy * us, t_score * us
+    return [
+        Row(
+            f"decode+encode loop, {n} small records (reference)",
+            "us/unit",
+            loop_us,
+            loop_us,
+            note="CachedDataSource -> CachedDataSink, same codecs, nothing else",
+        ),
+        Row(
+            f"copy block, in-process executor, {n} small records",
+            "us/unit",
+            copy_us,
+            loop_us,
+            "<= 3 x decode+encode loop",
+            copy_us <= 3 * loop_us,
+        ),
+        Row(
+            f"example `score` block, in-process executor, {n} units",
+            "us/unit",
+            score_us,
+            loop_us,
+            note=f"median of {repeat}; ratio = per-unit time / the loop's (lower is better)",
+        ),
+    ]
+
+
+__all__ = ["run"]
