@@ -14,7 +14,14 @@ cache on tmpfs. Timed, alternated in the same run, medians:
   ``scripts/make_chain_prefix.py`` (sequential, writes each unit back as a
   dict): ``executor.process()``, closing the output;
 * score: the same with the example's ``score`` block (``example/linear_score/1``,
-  its model on a second channel, read in ``prepare()``, untimed).
+  its model on a second channel, read in ``prepare()``, untimed);
+* score, ``beat-backend run``: the ``score`` block of the example's default
+  experiment on a copy of the bundled prefix whose database has 200,000
+  samples per set (its views' ``size`` parameter), run as the runner runs it
+  (``execute`` and its ``databases_provider`` are new processes): its own
+  ``seconds`` in ``run --block score --force --json`` (the blocks it needs
+  ran once before, untimed), per unit. One row per launcher (see the
+  ``latency`` section: ``BEAT_BENCH_LAUNCHER``).
 
 Figures in µs per unit; ratio = per-unit time / the loop's (lower is better).
 ``--quick``: 20,000 units, one repetition.
@@ -40,10 +47,12 @@ from beat_backend._execution.algorithm import AlgorithmExecutor
 from beat_backend._execution.messagehandlers import MessageHandler
 
 from ._harness import Row, alternate, scratch_dir
+from .latency import Run, launcher_label, launchers
+from .remote import start_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
-from make_chain_prefix import make_chain_prefix  # noqa: E402
+from make_chain_prefix import _resize, make_chain_prefix  # noqa: E402
 
 SAMPLE = "example/sample/1"
 
@@ -122,6 +131,28 @@ def _prepare(root: str, n: int) -> tuple[str, str, str]:
     return folders[0], folders[1], cache
 
 
+def _score_runs(root: str, n: int) -> list[tuple[str, object]]:
+    """(launcher, timed function) of the ``score`` block run by ``beat-backend run``."""
+    prefix = os.path.join(root, "grown")
+    shutil.copytree(os.path.join(ROOT, "prefix"), prefix)
+    _resize(prefix, n)
+    env = start_env(root)
+    cache = os.path.join(root, "grown-cache")
+    Run(prefix, cache, launchers()[0], env)("--block", "score", "--with-deps")
+    timed = []
+    for launcher in launchers():
+        run = Run(prefix, cache, launcher, env)
+
+        def once(run=run) -> float:
+            (block,) = run("--block", "score", "--force")[0]["blocks"]
+            assert block["name"] == "score" and block["status"] == "ran", block
+            return float(block["seconds"])
+
+        once()  # warms the bytecode cache up
+        timed.append((launcher, once))
+    return timed
+
+
 def _clear(folder: str) -> None:
     if os.path.isdir(folder):
         for name in os.listdir(folder):
@@ -172,9 +203,12 @@ def run(quick: bool = False) -> list[Row]:
             source.close()
             return time.perf_counter() - t0
 
+        runs = _score_runs(root, n)
         loop()  # warm-up (codecs built, files in the page cache)
-        t_loop, t_copy, t_score = alternate(
-            [loop, lambda: executor(copy_dir), lambda: executor(score_dir)], repeat
+        t_loop, t_copy, t_score, *t_runs = alternate(
+            [loop, lambda: executor(copy_dir), lambda: executor(score_dir)]
+            + [once for _, once in runs],
+            repeat,
         )
     finally:
         context.destroy(linger=0)
@@ -207,6 +241,14 @@ def run(quick: bool = False) -> list[Row]:
             loop_us,
             note=f"median of {repeat}; ratio = per-unit time / the loop's (lower is better)",
         ),
+    ] + [
+        Row(
+            f"example `score` block, beat-backend run, {n} units ({launcher_label(launcher)})",
+            "us/unit",
+            seconds * us,
+            loop_us,
+        )
+        for (launcher, _), seconds in zip(runs, t_runs)
     ]
 
 
