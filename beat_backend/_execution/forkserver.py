@@ -55,6 +55,20 @@ import sys
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
 #: the script modules a child may run (and the server preloads)
 SCRIPTS = ("databases_provider", "loop_execute", "execute", "index")
+#: what the scripts import when they run (beyond their own modules); never user code
+PRELOAD = (
+    "beat_backend._execution.algorithm",
+    "beat_backend._execution.database",
+    "beat_backend._execution.loop",
+    "beat_backend._execution.messagehandlers",
+    "beat_backend._dataflow.dbsource",
+    "beat_backend._dataflow.dbtester",
+    "beat_backend._dataflow.viewrunner",
+    "beat_backend.database",
+    "beat.backend.python.database",
+    "simplejson",
+    "decimal",
+)
 #: the largest message (a request carries the block's environment)
 MAX_MESSAGE = 1 << 20
 
@@ -73,8 +87,7 @@ def preload() -> None:
 
     for name in SCRIPTS:
         importlib.import_module(f"beat_backend.scripts.{name}")
-    for name in ("beat_backend._execution.algorithm", "beat_backend._execution.database",
-                 "beat_backend._execution.loop", "beat_backend._execution.messagehandlers"):
+    for name in PRELOAD:
         importlib.import_module(name)
     for name, value in saved.items():
         if value is None:

@@ -113,9 +113,9 @@ def test_a_block_gives_the_same_results_and_resources(tmp_path, fork):
     assert (forked.status, forked.system_error, forked.user_error) == (0, "", "")
     forked.statistics.pop("time"), plain.statistics.pop("time")
     assert forked.statistics == plain.statistics
-    assert [(p.name, p.status) for p in forked.processes] == [
-        (p.name, p.status) for p in plain.processes
-    ]
+    assert [p.name for p in forked.processes] == [p.name for p in plain.processes]
+    # (the provider may exit on its own or be stopped by SIGTERM: timing)
+    assert forked.processes[0].status == plain.processes[0].status == 0
     assert forked.cpu_seconds > 0 and forked.max_rss_kb > 10_000  # the children's, not 0
 
 
