@@ -142,7 +142,7 @@ def _is_role(process: psutil.Process, role: str) -> bool:
         if f"beat_backend.scripts.{role}" in " ".join(process.cmdline()):
             return True
         return _comm(process) == role[:15] and _is_role(process.parent(), "fork_server")
-    except (psutil.Error, AttributeError):
+    except (psutil.Error, AttributeError, OSError):  # (gone meanwhile)
         return False
 
 
