@@ -84,9 +84,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--launcher",
-        choices=("local", "dask"),
+        choices=("local", "subprocess", "dask"),
         default="local",
-        help="where blocks run: subprocesses here (local, default) or a Dask cluster (dask)",
+        help="where blocks run: here, forked by a preloaded fork server (local, default), "
+        "here as plain subprocesses (subprocess: a new interpreter per script), or on a "
+        "Dask cluster (dask)",
     )
     parser.add_argument(
         "--scheduler",
@@ -181,7 +183,8 @@ def make_launcher(args):
         return DaskLauncher(args.scheduler, debug=args.debug)  # DaskUnavailable: a RunError
     from .._execution.runner import LocalLauncher
 
-    return LocalLauncher(debug=args.debug)
+    spawner = "subprocess" if args.launcher == "subprocess" else "fork"
+    return LocalLauncher(debug=args.debug, spawner=spawner)
 
 
 def default_experiment(prefix: str) -> str:

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 
 from . import planner
 from .processes import ProcessResult, run_block_processes
+from .spawner import Spawner
 
 #: ``BlockContent.loop_provider``: the loop provider gets its own copy of the provider directory
 OWN = "own"
@@ -164,12 +165,13 @@ def run_in_block_dirs(
     debug: bool = False,
     die_with_parent: bool = False,
     aborted: Callable[[], bool] | None = None,
+    spawner: Spawner | None = None,
 ) -> ProcessResult:
     """Write the directories of ``content`` (:func:`block_dirs`) and run the block in them.
 
     ``die_with_parent``: the scripts die with the thread that started them;
     ``aborted``: the block is stopped once it returns true (see
-    :func:`~.processes.run_block_processes`).
+    :func:`~.processes.run_block_processes`); ``spawner`` starts the scripts.
     """
     with block_dirs(content, parent=parent, keep=keep) as dirs:
         return run_block_processes(
@@ -181,4 +183,5 @@ def run_in_block_dirs(
             debug=debug,
             die_with_parent=die_with_parent,
             aborted=aborted,
+            spawner=spawner,
         )

@@ -51,6 +51,7 @@ from .blockdirs import OWN, BlockContent, run_in_block_dirs
 from .config import convert_experiment_configuration_to_container
 from .processes import ProcessResult
 from .runner import Launcher
+from .spawner import process_spawner
 
 __all__ = [
     "EXTRA",
@@ -361,6 +362,7 @@ def run_task(task: BlockTask, cache_root: str, debug: bool = False) -> ProcessRe
         parent=_scratch(),
         debug=debug,
         die_with_parent=True,
+        spawner=process_spawner(),  # one fork server per worker process
     )
 
 

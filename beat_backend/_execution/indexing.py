@@ -18,6 +18,7 @@ from .._core.names import confined_path
 from . import failures, planner
 from .interrupt import Interrupt, announce
 from .processes import run_stoppable
+from .spawner import Spawner
 
 Progress = Callable[..., None]
 
@@ -31,11 +32,13 @@ def build_indexes(
     progress: Progress = _no_progress,
     built: set[str] | None = None,
     interrupt: Interrupt | None = None,
+    spawner: Spawner | None = None,
 ) -> None:
     """Build the missing dataset index files, and those of ``plan.rebuilds``, through the
     ``index`` script (never in-process); ``built`` collects the hashes of those built (a
     sweep's plans build each once). Once ``interrupt`` finishes, no index starts; an
-    abort stops the one being built (its temporaries removed)."""
+    abort stops the one being built (its temporaries removed). ``spawner`` starts the
+    ``index`` script (default: a subprocess)."""
     built = set() if built is None else built
     interrupt = interrupt or Interrupt()
     for dataset in [*plan.missing_indexes, *plan.rebuilds]:
@@ -62,6 +65,7 @@ def build_indexes(
             command,
             lambda: interrupt.aborting,
             lambda: announce(interrupt, progress, [], index=dataset),  # noqa: B023 (called now)
+            spawner=spawner,
         )
         target = confined_path(plan.cache_root, dataset.path, "dataset index path")
         if interrupt.aborting:

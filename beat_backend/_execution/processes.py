@@ -1,7 +1,8 @@
 """Running one block through the BEAT scripts, as the platform does.
 
 ``run_block_processes`` starts ``databases_provider`` (main and loop),
-``loop_execute`` and ``execute`` as subprocesses over ZeroMQ on 127.0.0.1,
+``loop_execute`` and ``execute`` over ZeroMQ on 127.0.0.1 (as subprocesses, or
+as children of the fork server: a :class:`~.spawner.Spawner` starts them),
 plays the platform's side with an in-process :class:`MessageHandler`, waits,
 stops everything (no process is left behind) and returns a
 :class:`ProcessResult`. The caller prepares the directories
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from .._transport.channel import default_deadline
 from .._transport.remote import PEER_ENV
 from .messagehandlers import MessageHandler
+from .spawner import Spawner, SubprocessSpawner
 
 #: how long a provider / loop process may take to exit after SIGTERM
 TERM_GRACE = 5.0
@@ -119,21 +121,20 @@ def die_with_parent_hook():
 
 
 class _Child:
-    def __init__(self, name, command, env, die_with_parent=False):
+    def __init__(self, name, command, env, die_with_parent=False, spawner: Spawner | None = None):
         self.name = name
         self.command = command
         # files, not pipes: a chatty process can never block on a full pipe
         self._out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in collect()
         self._err = tempfile.TemporaryFile()  # noqa: SIM115 - closed in collect()
-        self.process = subprocess.Popen(
-            command,
-            stdout=self._out,
-            stderr=self._err,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-            preexec_fn=die_with_parent_hook() if die_with_parent else None,
-        )
+        try:
+            self.process = (spawner or SubprocessSpawner()).start(
+                command, env, self._out, self._err, die_with_parent
+            )
+        except BaseException:
+            self._out.close()
+            self._err.close()
+            raise
         self.rusage = None
         self.stdout = ""
         self.stderr = ""
@@ -146,10 +147,8 @@ class _Child:
         """Wait for the process (reaping it with its resource usage)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.process.returncode is None:
-            pid, status, rusage = os.wait4(self.process.pid, os.WNOHANG)
-            if pid:
-                self.process.returncode = os.waitstatus_to_exitcode(status)
-                self.rusage = rusage
+            if self.process.poll() is not None:
+                self.rusage = self.process.rusage
                 break
             if deadline is not None and time.monotonic() > deadline:
                 return None
@@ -157,20 +156,16 @@ class _Child:
         return self.process.returncode
 
     def stopped(self) -> bool:
-        """Whether the process is stopped (SIGSTOP, a debugger): it can make no progress."""
-        try:
-            with open(f"/proc/{self.process.pid}/stat", encoding="ascii", errors="replace") as f:
-                return f.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
-        except (OSError, IndexError):
-            return False
+        """Whether the process (or its fork server) is stopped: it can make no progress."""
+        return self.process.stopped()
 
     def ask_to_stop(self):
         """SIGTERM (and SIGCONT: a stopped process gets it too) to its process group."""
         if self.wait(0) is None:
             self.stopped_by_runner = True
             try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                os.killpg(self.process.pid, signal.SIGCONT)
+                self.process.killpg(signal.SIGTERM)
+                self.process.killpg(signal.SIGCONT)
             except ProcessLookupError:
                 pass
 
@@ -180,14 +175,14 @@ class _Child:
             self.ask_to_stop()
             if self.wait(grace) is None:
                 try:
-                    os.killpg(self.process.pid, signal.SIGKILL)
+                    self.process.killpg(signal.SIGKILL)
                 except ProcessLookupError:
                     pass
                 self.wait()
         else:
             # the session may hold grandchildren: make sure they go too
             try:
-                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.killpg(signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
 
@@ -196,7 +191,7 @@ class _Child:
         if self.wait(0) is None:
             self.stopped_by_runner = True
             try:
-                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.killpg(signal.SIGKILL)
             except ProcessLookupError:
                 pass
             self.wait()
@@ -300,19 +295,22 @@ def _run_once(
     on_start=None,
     die_with_parent: bool = False,
     aborted: Callable[[], bool] | None = None,
+    spawner: Spawner | None = None,
 ) -> ProcessResult:
     """Run one block: providers, loop, ``execute``; return the platform's view of it.
 
     ``die_with_parent=True`` makes the scripts die with the thread that started
     them (``PR_SET_PDEATHSIG``), for callers that may be killed (Dask workers).
     ``aborted``: polled while the block runs; once true, the block is stopped
-    (see :func:`_wait_watching`).
+    (see :func:`_wait_watching`). ``spawner`` starts the scripts (default: subprocesses).
     """
     env = dict(os.environ if env is None else env)
     # our own databases_provider serves these scripts: they may ask it for
     # units in `gtb' batches (a beat_backend extension of the grammar)
     env[PEER_ENV] = "beat_backend"
-    spawn = functools.partial(_spawn, env=env, debug=debug, die_with_parent=die_with_parent)
+    spawn = functools.partial(
+        _spawn, env=env, debug=debug, die_with_parent=die_with_parent, spawner=spawner
+    )
     children: list[_Child] = []
     handler = MessageHandler("127.0.0.1")
     t0 = time.monotonic()
@@ -332,17 +330,24 @@ def _run_once(
             on_start([c.process.pid for c in (*children, execute)])
         deadline = default_deadline()
         status, gone = _wait_watching(execute, children, deadline=deadline, aborted=aborted)
-        _explain_failure(handler, status, gone, deadline)
+        _explain_failure(handler, status, gone, deadline, [execute, *children])
     finally:
         _stop_everything(handler, children, execute)
     return _result(handler, status, execute, children, time.monotonic() - t0)
 
 
 def _spawn(
-    name: str, script: str, *args: str, env: dict, debug: bool, die_with_parent: bool
+    name: str,
+    script: str,
+    *args: str,
+    env: dict,
+    debug: bool,
+    die_with_parent: bool,
+    spawner: Spawner | None = None,
 ) -> _Child:
     """Start the BEAT script ``script`` (a :class:`_Child` called ``name``)."""
-    return _Child(name, script_command(script, *args, debug=debug), env, die_with_parent)
+    command = script_command(script, *args, debug=debug)
+    return _Child(name, command, env, die_with_parent, spawner)
 
 
 def _start_helpers(
@@ -393,13 +398,20 @@ def _start_helpers(
 
 
 def _explain_failure(
-    handler: MessageHandler, status: int, gone: _Child | None, deadline: float | None
+    handler: MessageHandler,
+    status: int,
+    gone: _Child | None,
+    deadline: float | None,
+    everyone: list[_Child] = (),  # type: ignore[assignment]
 ) -> None:
     """Set the system error: a helper died or stalled, or ``execute`` failed without a word.
 
-    An error the block already reported is kept.
+    An error the block already reported is kept; a lost fork server is said first.
     """
-    if gone is not None and gone.stalled:
+    lost = next((c.process.lost for c in everyone if c.process.lost), "")
+    if lost:
+        handler.system_error = handler.system_error or f"{lost} while the block was running"
+    elif gone is not None and gone.stalled:
         limit = "" if deadline is None else f" for more than {deadline:g} s"
         handler.system_error = handler.system_error or (
             f"the {gone.name} process was stopped{limit} while the block was running"
@@ -466,10 +478,14 @@ def run_stoppable(
     aborted: Callable[[], bool],
     tick: Callable[[], object] = lambda: None,
     poll: float = 0.1,
+    spawner: Spawner | None = None,
 ) -> subprocess.CompletedProcess:
     """Run ``command`` in its own session (a Ctrl-C at the terminal does not reach it),
     its output captured as text; ``tick()`` is called while it runs. Once ``aborted()``
-    is true, its process group is stopped (SIGTERM, SIGKILL after :data:`TERM_GRACE`)."""
+    is true, its process group is stopped (SIGTERM, SIGKILL after :data:`TERM_GRACE`).
+    With a ``spawner``, it starts the script (a ``script_command`` line)."""
+    if spawner is not None:
+        return _run_spawned(command, aborted, tick, poll, spawner)
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -491,6 +507,20 @@ def run_stoppable(
                     out, err = _stop_group(process)
                     break
     return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+def _run_spawned(command, aborted, tick, poll, spawner: Spawner) -> subprocess.CompletedProcess:
+    """:func:`run_stoppable` through ``spawner``."""
+    child = _Child(command[2], command, dict(os.environ), True, spawner)
+    while child.wait(poll) is None:
+        stop = aborted()
+        tick()  # (after: an abort it sees is announced before the process stops)
+        if stop:
+            child.terminate()
+            break
+    child.collect()
+    err = child.stderr + (f"\n{child.process.lost}" if child.process.lost else "")
+    return subprocess.CompletedProcess(command, child.process.returncode, child.stdout, err)
 
 
 def _stop_group(process: subprocess.Popen) -> tuple[str, str]:

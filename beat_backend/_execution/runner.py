@@ -4,10 +4,10 @@ The library never prints: progress goes through a callback
 ``progress(event, **details)`` with events ``plan``, ``index``, ``start``,
 ``finish`` (see :class:`Outcome`) and ``done``; ``start`` and ``finish``
 also name the ``experiment`` the item runs for. Blocks are launched through a
-small interface (:class:`Launcher`): ``LocalLauncher`` runs the scripts as
-subprocesses on this machine; ``DaskLauncher`` (``dask_launcher``) runs them on
-the workers of a Dask cluster. Independent blocks may run in parallel
-(``jobs``). :func:`run_experiments` runs several experiments together (a
+small interface (:class:`Launcher`): ``LocalLauncher`` runs the scripts on
+this machine (forked by a fork server, or as subprocesses); ``DaskLauncher``
+(``dask_launcher``) runs them on the workers of a Dask cluster. Independent
+blocks may run in parallel (``jobs``). :func:`run_experiments` runs several experiments together (a
 sweep): an item whose outputs have the same hashes in several experiments is
 the same computation and runs once. A Ctrl-C or SIGTERM (an
 :class:`~.interrupt.Interrupt`, announced by the event ``interrupt``) stops
@@ -32,6 +32,7 @@ from .blockdirs import item_content, run_in_block_dirs
 from .indexing import Progress, _no_progress, build_indexes
 from .interrupt import INTERRUPTED, STOPPED, Interrupt, announce
 from .processes import ProcessResult
+from .spawner import Spawner, make_spawner
 
 
 @dataclasses.dataclass
@@ -119,6 +120,8 @@ class Launcher:
 
     #: default ``jobs`` of a run with this launcher
     parallelism: int = 1
+    #: what starts the ``index`` script here (``None``: a subprocess)
+    spawner: Spawner | None = None
 
     def prepare(self, cache_root: str) -> None:
         return None
@@ -140,17 +143,28 @@ class Launcher:
 
 
 class LocalLauncher(Launcher):
-    """Runs the BEAT scripts as subprocesses of this process, over 127.0.0.1."""
+    """Runs the BEAT scripts as processes of this machine, over 127.0.0.1: children of a
+    fork server (``spawner="fork"``, started on first use, ended by :meth:`close`) or
+    subprocesses (``spawner="subprocess"``)."""
 
-    def __init__(self, debug: bool = False, keep_dirs: bool = False):
+    def __init__(self, debug: bool = False, keep_dirs: bool = False, spawner: str = "fork"):
         self.debug = debug
         self.keep_dirs = keep_dirs
         self._abort = threading.Event()
+        self.spawner = make_spawner(spawner)
 
     def run(self, item: planner.PlanItem, cache_root: str) -> ProcessResult:
         return run_item(
-            item, cache_root, debug=self.debug, keep_dirs=self.keep_dirs, aborted=self._abort.is_set
+            item,
+            cache_root,
+            debug=self.debug,
+            keep_dirs=self.keep_dirs,
+            aborted=self._abort.is_set,
+            spawner=self.spawner,
         )
+
+    def close(self) -> None:
+        self.spawner.close()
 
     def abort(self) -> None:
         """Stop the running blocks: SIGTERM to their scripts (which discard their outputs),
@@ -164,9 +178,10 @@ def run_item(
     debug: bool = False,
     keep_dirs: bool = False,
     aborted: Callable[[], bool] | None = None,
+    spawner: Spawner | None = None,
 ) -> ProcessResult:
     """Prepare the script directories of ``item`` and run it (providers, loop, execute);
-    stopped early once ``aborted()`` is true."""
+    stopped early once ``aborted()`` is true. ``spawner`` starts the scripts."""
     return run_in_block_dirs(
         item_content(item),
         cache_root,
@@ -175,6 +190,7 @@ def run_item(
         # a killed runner takes its scripts with it: none goes on publishing outputs
         die_with_parent=True,
         aborted=aborted,
+        spawner=spawner,
     )
 
 
@@ -326,14 +342,15 @@ def run_experiments(
     preflight.check_assets(plans)  # RunRefused: nothing has started
     selections = [_select(p, only, with_deps) for p in plans]
     staleness.refuse_stale(plans, selections)  # RunRefused: nothing has started
-    launcher = launcher or LocalLauncher()
+    # (a launcher made here is never closed: it starts plain subprocesses)
+    launcher = launcher or LocalLauncher(spawner="subprocess")
     nodes = _deduplicate(plans, selections)
 
     progress("plan", plan=plans[0], items=[n.item for n in nodes.values()], plans=plans)
     launcher.prepare(cache_root)
     built: set[str] = set()
     for the_plan in plans:
-        build_indexes(the_plan, progress, built, interrupt)
+        build_indexes(the_plan, progress, built, interrupt, launcher.spawner)
     jobs = max(1, jobs or launcher.parallelism)
 
     schedule = _Schedule(plans, launcher, cache_root, progress, interrupt or Interrupt())

@@ -350,6 +350,14 @@ def test_merge_results_of_slots():
 # A worker killed mid-block
 
 
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError):
+        return 0
+
+
 def _kill_the_worker_mid_block(prefix, tmp_path, client, launcher):
     """Run `normalize_train' (sleeping in setup) and SIGKILL the worker running it.
 
@@ -381,7 +389,9 @@ def _kill_the_worker_mid_block(prefix, tmp_path, client, launcher):
             time.sleep(0.05)
         first = sorted(marks.iterdir())[0]
         victim = int(first.read_text())
-        if victim in worker_pids:  # execute is a child of the worker process
+        if victim not in worker_pids:  # forked by the worker's fork server, a child of it
+            victim = _parent(victim)
+        if victim in worker_pids:  # execute is a child (grandchild) of the worker process
             os.kill(victim, signal.SIGKILL)
             killed.append((int(first.name), victim))
 

@@ -199,3 +199,33 @@ def test_a_directory_outside_the_prefix_is_refused(tmp_path, capsys):
     )
     assert status == 2
     assert "is not inside the prefix's experiments folder" in capsys.readouterr().err
+
+
+def _run_cli(cache, *options):
+    import subprocess
+
+    command = [sys.executable, "-m", "beat_backend._cli.main", "run", "--json", *options]
+    command += ["--prefix", os.path.join(ROOT, "prefix"), "--cache", str(cache), SMALL]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def _cache_bytes(cache) -> dict:
+    return {
+        str(p.relative_to(cache)): p.read_bytes()
+        for p in sorted(cache.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    }
+
+
+def test_subprocess_and_fork_server_launchers_give_the_same_cache_and_results(tmp_path):
+    """``--launcher subprocess`` (a new interpreter per script) and the default fork
+    server, end to end: same results, same cache bytes (index files included)."""
+    runs = {}
+    for launcher in ("subprocess", "local"):
+        cache = tmp_path / launcher
+        done = _run_cli(cache, "--launcher", launcher)
+        assert done.returncode == 0, done.stderr
+        document = json.loads(done.stdout)
+        assert {b["status"] for b in document["blocks"]} == {"ran"}
+        runs[launcher] = (document["results"], _cache_bytes(cache))
+    assert runs["subprocess"] == runs["local"]

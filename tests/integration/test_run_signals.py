@@ -146,9 +146,12 @@ class Run:
             time.sleep(0.1)
         assert _live_group(self.process.pid) == []
         mine = []
-        for process in psutil.process_iter(["cmdline"]):
+        for process in psutil.process_iter(["cmdline", "environ"]):
             try:
-                if str(self.root) in " ".join(process.info["cmdline"] or ()):
+                # (the fork server's children have its command line; its environment, TMPDIR)
+                environ = process.info["environ"] or {}
+                words = [*(process.info["cmdline"] or ()), *environ.values()]
+                if str(self.root) in " ".join(words):
                     mine.append(process)
             except psutil.Error:
                 continue

@@ -59,7 +59,8 @@ from beat_backend._execution import planner
 
 LINEAR = "example/example/two_classes/1/linear_small"
 TUNE = "example/example/threshold_loop/1/tune"
-ROLES = ("databases_provider", "execute", "loop_execute", "runner")
+ROLES = ("databases_provider", "execute", "loop_execute", "runner", "fork_server")
+FORK_SERVER = "beat_backend._execution.forkserver"
 SIGNALS = {"kill": signal.SIGKILL, "stop": signal.SIGSTOP}
 DEADLINE = 2.0
 #: survivors of a kill must be gone within this (issue 8)
@@ -133,10 +134,21 @@ def baseline(tmp_path_factory) -> Baseline:
 
 
 def _is_role(process: psutil.Process, role: str) -> bool:
+    """A subprocess of the role (its command line), or a child of the fork server that named
+    itself after its script (``comm``: 15 characters)."""
     try:
-        return f"beat_backend.scripts.{role}" in " ".join(process.cmdline())
-    except psutil.Error:
+        if role == "fork_server":
+            return FORK_SERVER in " ".join(process.cmdline())
+        if f"beat_backend.scripts.{role}" in " ".join(process.cmdline()):
+            return True
+        return _comm(process) == role[:15] and _is_role(process.parent(), "fork_server")
+    except (psutil.Error, AttributeError, OSError):  # (gone meanwhile)
         return False
+
+
+def _comm(process: psutil.Process) -> str:
+    with open(f"/proc/{process.pid}/comm", encoding="utf-8", errors="replace") as f:
+        return f.read().strip()
 
 
 def _running(process: psutil.Process) -> bool:
@@ -149,8 +161,10 @@ def _running(process: psutil.Process) -> bool:
 def _describe(process: psutil.Process) -> str:
     try:
         script = next((a for a in process.cmdline() if a.startswith("beat_backend.")), "?")
+        if script == FORK_SERVER and not _is_role(process, "fork_server"):
+            script = _comm(process)
         return f"{process.pid} {script} ({process.status()})"
-    except psutil.Error:
+    except (psutil.Error, OSError):
         return f"{process.pid} (gone)"
 
 
@@ -162,13 +176,15 @@ def _descendants(pid: int) -> list[psutil.Process]:
 
 
 def _mentioning(folder: Path) -> list[psutil.Process]:
-    """Live processes whose command line mentions ``folder``."""
+    """Live processes whose command line or environment mentions ``folder`` (the fork
+    server's children have its command line; the runner's environment names ``folder``)."""
     found = []
-    for process in psutil.process_iter(["cmdline", "status"]):
+    for process in psutil.process_iter(["cmdline", "environ", "status"]):
         try:
             if process.info["status"] == psutil.STATUS_ZOMBIE:
                 continue
-            if str(folder) in " ".join(process.info["cmdline"] or []):
+            words = [*(process.info["cmdline"] or []), *(process.info["environ"] or {}).values()]
+            if str(folder) in " ".join(words):
                 found.append(process)
         except psutil.Error:
             pass
@@ -378,9 +394,10 @@ def _target(runner: subprocess.Popen, role: str, point: Point, trial: Trial):
 
     Waits for the ``point.occurrence``-th watched process, then ``point.delay``
     s. A role's process that ended meanwhile is a miss: the next one is frozen
-    at sight. The runner is frozen while the watched ``execute`` runs.
+    at sight. The runner, or the fork server, is frozen while the watched ``execute`` runs
+    (a fork server's child: ``execute``'s parent).
     """
-    watched = "execute" if role == "runner" else role
+    watched = "execute" if role in ("runner", "fork_server") else role
     limit = time.monotonic() + 60
     seen: list[int] = []
     delay = point.delay
@@ -393,7 +410,14 @@ def _target(runner: subprocess.Popen, role: str, point: Point, trial: Trial):
                 continue
             time.sleep(delay)
             target = psutil.Process(runner.pid) if role == "runner" else process
-            if _freeze(target):
+            if role == "fork_server":
+                try:
+                    target = process.parent()
+                except psutil.Error:
+                    target = None  # execute ended (and was reaped): a miss
+                if target is not None and not _is_role(target, role):
+                    raise AssertionError(f"{_describe(process)} is not a fork server's child")
+            if target is not None and _freeze(target):
                 trial.point = f"{watched} #{len(seen)} + {delay:.3f} s"
                 return target
             trial.misses.append(
@@ -416,7 +440,13 @@ def _disturb(runner: subprocess.Popen, role: str, signum: int, point: Point, tri
     if role == "runner":
         peers = _descendants(runner.pid)
     else:
-        peers = [p for p in _descendants(runner.pid) if p.pid != target.pid and _running(p)]
+        # the block's processes; the fork server serves the next blocks (it must be gone
+        # when the run is: see _mentioning)
+        peers = [
+            p
+            for p in _descendants(runner.pid)
+            if p.pid != target.pid and _running(p) and not _is_role(p, "fork_server")
+        ]
     if signum == signal.SIGKILL:
         target.send_signal(signal.SIGKILL)
     t0 = time.monotonic()
