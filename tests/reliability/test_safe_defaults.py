@@ -102,6 +102,18 @@ def _role(process: psutil.Process) -> str:
 
 def test_a_run_listens_on_the_loopback_only(tmp_path):
     prefix = copy_example_prefix(tmp_path / "prefix")
+    # the loop block lasts long enough for the 10 ms sampling below to see both of its
+    # listening processes (forked blocks of the example run in tens of milliseconds)
+    evaluator = prefix / "algorithms" / "example" / "threshold_evaluator" / "1.py"
+    code = evaluator.read_text(encoding="utf-8")
+    code = code.replace(
+        "        self.attempts += 1\n",
+        "        self.attempts += 1\n"
+        "        if self.attempts == 1:\n"
+        "            __import__('time').sleep(0.5)\n",
+    )
+    assert "sleep(0.5)" in code
+    evaluator.write_text(code, encoding="utf-8")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     command = [
