@@ -160,24 +160,29 @@ class AlgorithmExecutor:
         outputs = (
             {"output": self.output_list[0]} if self.analysis else {"outputs": self.output_list}
         )
+        if legacy:
+            arguments = {"inputs": self.input_list, **outputs}
+        elif self.analysis:
+            arguments = {"inputs": self.input_list, "data_loaders": self.data_loaders, **outputs}
+        else:
+            arguments = {
+                "inputs": self.input_list,
+                "data_loaders": self.data_loaders,
+                "loop_channel": self.loop_channel,
+                **outputs,
+            }
+        # per unit: the dispatch is bound (and checked) once, at the first unit
+        call = None
+        loop_socket = self.loop_socket
+        has_more = self.input_list.hasMoreData
         retval = True
-        while self.input_list.hasMoreData():
+        while has_more():
             advance(self.input_list)
-            if self.loop_socket is not None:
-                request(self.loop_socket, grammar.rdi(), "loop evaluator")
-            if legacy:
-                retval = runner.process(inputs=self.input_list, **outputs)
-            elif self.analysis:
-                retval = runner.process(
-                    inputs=self.input_list, data_loaders=self.data_loaders, **outputs
-                )
-            else:
-                retval = runner.process(
-                    inputs=self.input_list,
-                    data_loaders=self.data_loaders,
-                    loop_channel=self.loop_channel,
-                    **outputs,
-                )
+            if loop_socket is not None:
+                request(loop_socket, grammar.rdi(), "loop evaluator")
+            if call is None:
+                call = runner.bind_process(**arguments)
+            retval = call()
             if not retval:
                 break
         return retval
