@@ -27,7 +27,7 @@ from collections.abc import Callable
 import numpy
 
 _SCALAR, _STRING, _ARRAY = 0, 1, 2
-_FLOAT64 = numpy.dtype("float64")
+_FLOAT64 = numpy.dtype("float64")  # (scalar plans: the extra Python type taken)
 _BOOL = numpy.dtype("bool")
 
 
@@ -43,28 +43,54 @@ def _field_plan(descriptor):
     return None
 
 
-def _takes(plan, value) -> bool:
-    kind, dtype, extra = plan
+def _check_lines(i: int, plan) -> list[str]:
+    """Lines checking (and converting) ``v<i>``; ``return _slow(data)`` when not taken."""
+    kind, _, extra = plan
     if kind == _SCALAR:
-        kind_of_value = type(value)
-        return kind_of_value is dtype.type or kind_of_value is extra
+        return [
+            f"    t = type(v{i})",
+            f"    if t is not _T{i}:",
+            f"        if t is not _X{i}:",
+            "            return _slow(data)",
+            f"        v{i} = _T{i}(v{i})",  # as setup_scalar converts it
+        ]
     if kind == _STRING:
-        return type(value) is str
-    if type(value) is not numpy.ndarray or value.dtype != dtype or value.size == 0:
-        return False
-    shape = value.shape
-    if len(shape) != len(extra):
-        return False
-    return all(not declared or actual == declared for actual, declared in zip(shape, extra))
+        return [f"    if type(v{i}) is not str:", "        return _slow(data)"]
+    lines = [
+        f"    if (type(v{i}) is not _ndarray or v{i}.dtype != _D{i} or v{i}.ndim != {len(extra)}"
+        f" or v{i}.size == 0):",
+        "        return _slow(data)",
+    ]
+    fixed = [(k, size) for k, size in enumerate(extra) if size]
+    if fixed:
+        test = " or ".join(f"s[{k}] != {size}" for k, size in fixed)
+        lines += [f"    s = v{i}.shape", f"    if {test}:", "        return _slow(data)"]
+    lines.append(f"    v{i} = _array(v{i}, dtype=_D{i})")  # a copy, as setup_array makes
+    return lines
 
 
-def _convert(plan, value):
-    kind, dtype, extra = plan
-    if kind == _SCALAR:
-        return value if type(value) is dtype.type else dtype.type(value)
-    if kind == _STRING:
-        return value
-    return numpy.array(value, dtype=dtype)
+def _source(fields, plans) -> tuple[str, dict]:
+    names: dict = {"_ndarray": numpy.ndarray, "_array": numpy.array, "_new": object.__new__}
+    lines = [
+        "def convert(data):",
+        f"    if type(data) is not dict or len(data) != {len(fields)}:",
+        "        return _slow(data)",
+        "    try:",
+        *(f"        v{i} = data[{name!r}]" for i, name in enumerate(fields)),
+        "    except KeyError:",
+        "        return _slow(data)",
+    ]
+    for i, plan in enumerate(plans):
+        kind, dtype, extra = plan
+        if kind == _SCALAR:
+            names[f"_T{i}"], names[f"_X{i}"] = dtype.type, extra
+        elif kind == _ARRAY:
+            names[f"_D{i}"] = dtype
+        lines += _check_lines(i, plan)
+    lines += ["    obj = _new(_cls)", "    d = obj.__dict__"]
+    lines += [f"    d[{name!r}] = v{i}" for i, name in enumerate(fields)]
+    lines.append("    return obj")
+    return "\n".join(lines) + "\n", names
 
 
 def dict_converter(cls: type) -> Callable[[dict], object]:
@@ -84,25 +110,9 @@ def dict_converter(cls: type) -> Callable[[dict], object]:
     if not fields or any(plan is None for plan in plans):
         converter = slow
     else:
-        pairs = tuple(zip(fields, plans))
-        count = len(fields)
-        new = object.__new__
-
-        def converter(data):
-            if type(data) is not dict or len(data) != count:
-                return slow(data)
-            try:
-                values = [data[name] for name in fields]
-            except KeyError:
-                return slow(data)
-            for (_, plan), value in zip(pairs, values):
-                if not _takes(plan, value):
-                    return slow(data)
-            obj = new(cls)
-            d = obj.__dict__
-            for (name, plan), value in zip(pairs, values):
-                d[name] = _convert(plan, value)
-            return obj
-
+        source, names = _source(fields, plans)
+        names.update(_slow=slow, _cls=cls)
+        exec(compile(source, f"<beat_backend dict converter {cls._name}>", "exec"), names)
+        converter = names["convert"]
     cls._dict_converter = converter
     return converter
