@@ -108,7 +108,10 @@ class InputGroup:
     def __getitem__(self, key):
         """By name (first match), by position, or a list for a slice; ``None`` if absent."""
         if isinstance(key, str):
-            return first(x for x in self._inputs if x.name == key)
+            for x in self._inputs:  # (per unit, from user code: no generator)
+                if x.name == key:
+                    return x
+            return None
         if isinstance(key, slice):
             return self._inputs[key]
         position = _position(key, len(self._inputs))

@@ -116,7 +116,10 @@ class OutputList:
 
     def __getitem__(self, key):
         if isinstance(key, str):
-            return next((o for o in self._outputs if o.name == key), None)
+            for o in self._outputs:  # (per unit, from user code: no generator)
+                if o.name == key:
+                    return o
+            return None
         if isinstance(key, slice):
             return self._outputs[key]
         try:
