@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
 
 from .._assets.algorithm import Algorithm
+from .._assets.runner import Runner
 from .._core.errors import PeerGoneError
 from .._core.jsonio import loads_declaration
 from .._dataflow.stats import io_statistics
@@ -41,6 +43,13 @@ def advance(input_list) -> None:
         group.next()
     finally:
         group.restricted_access = True
+
+
+def bind_process(runner, arguments: dict):
+    """The per-unit call of ``runner.process(**arguments)`` (checked once by our Runner)."""
+    if type(runner).process is Runner.process:
+        return runner.bind_process(**arguments)
+    return functools.partial(runner.process, **arguments)  # e.g. a subclass's own process
 
 
 def request(socket, frames, what: str) -> list:
@@ -181,7 +190,7 @@ class AlgorithmExecutor:
             if loop_socket is not None:
                 request(loop_socket, grammar.rdi(), "loop evaluator")
             if call is None:
-                call = runner.bind_process(**arguments)
+                call = bind_process(runner, arguments)
             retval = call()
             if not retval:
                 break
