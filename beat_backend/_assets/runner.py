@@ -6,6 +6,7 @@ become ``exc(original)`` (with the user's traceback) when ``exc`` is given.
 
 from __future__ import annotations
 
+import functools
 import logging
 import types
 
@@ -115,6 +116,21 @@ class Runner:
 
     def process(self, inputs=None, data_loaders=None, outputs=None, output=None, loop_channel=None):
         """Run the user ``process`` with the arguments of the algorithm's type."""
+        args = self._process_arguments(inputs, data_loaders, outputs, output, loop_channel)
+        return loader.run(self.obj, "process", self.exc, *args)
+
+    def bind_process(
+        self, inputs=None, data_loaders=None, outputs=None, output=None, loop_channel=None
+    ) -> functools.partial:
+        """``process`` with these arguments, checked now: a callable run once per unit.
+
+        The checks of :meth:`process` (state, arguments, loop channel) run
+        here, with the same errors; each call runs the user's ``process``.
+        """
+        args = self._process_arguments(inputs, data_loaders, outputs, output, loop_channel)
+        return functools.partial(loader.run, self.obj, "process", self.exc, *args)
+
+    def _process_arguments(self, inputs, data_loaders, outputs, output, loop_channel) -> list:
         error = self.exc or RuntimeError
 
         def required(argument, name):
@@ -131,7 +147,7 @@ class Runner:
 
         if self.algorithm.type == LEGACY:
             required(inputs, "inputs")
-            return loader.run(self.obj, "process", self.exc, inputs, destination)
+            return [inputs, destination]
 
         if self.algorithm.is_sequential:
             required(inputs, "inputs")
@@ -152,7 +168,7 @@ class Runner:
             raise error(
                 f"Algorithm '{self.name}' is a loop enabled algorithm but no loop_channel given"
             )
-        return loader.run(self.obj, "process", self.exc, *args)
+        return args
 
     def _accepts_loop_channel(self) -> bool:
         # inspect.signature costs ~30 us: once per process function, not per unit

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
 from .._core.errors import CommandError
+
+# defined with the scripts: `execute' imports no other module of the command line
+from .scripts._common import StderrHandler
 
 __all__ = [
     "CommandError",
@@ -19,21 +21,6 @@ __all__ = [
 ]
 
 PREFIX_ENV = "BEAT_PREFIX"
-
-
-class StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at emit time (survives redirections)."""
-
-    def __init__(self):
-        super().__init__(sys.stderr)
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value):
-        pass
 
 
 def add_prefix_option(parser: argparse.ArgumentParser) -> None:

@@ -108,7 +108,10 @@ class InputGroup:
     def __getitem__(self, key):
         """By name (first match), by position, or a list for a slice; ``None`` if absent."""
         if isinstance(key, str):
-            return first(x for x in self._inputs if x.name == key)
+            for x in self._inputs:  # (per unit, from user code: no generator)
+                if x.name == key:
+                    return x
+            return None
         if isinstance(key, slice):
             return self._inputs[key]
         position = _position(key, len(self._inputs))
@@ -127,7 +130,10 @@ class InputGroup:
 
     def hasMoreData(self) -> bool:
         """Whether any input of the group has more data."""
-        return any(x.hasMoreData() for x in self._inputs)
+        for x in self._inputs:  # noqa: SIM110 - per unit: no generator
+            if x.hasMoreData():
+                return True
+        return False
 
     def next(self) -> None:
         """Advance the inputs whose unit ends first (``RuntimeError`` if restricted)."""
@@ -137,6 +143,14 @@ class InputGroup:
 
     def _next(self) -> None:
         inputs = self._inputs
+        if len(inputs) == 1:  # the common case, per unit: the same as below
+            x = inputs[0]
+            x._next()
+            self.data_index = self.first_data_index = x.data_index
+            self.data_index_end = self.last_data_index = x.data_index_end
+            if self.synchronization_listener is not None:
+                self.synchronization_listener.onIntervalChanged(x.data_index, x.data_index_end)
+            return
         if not inputs:
             return
         low = min(x.data_index_end for x in inputs)
@@ -215,7 +229,10 @@ class InputList:
 
     def hasMoreData(self) -> bool:
         """Whether any group has more data."""
-        return any(g.hasMoreData() for g in self._groups)
+        for g in self._groups:  # noqa: SIM110 - per unit: no generator
+            if g.hasMoreData():
+                return True
+        return False
 
     def group(self, name_or_index) -> InputGroup | None:
         """The group of that channel name (or ``None``), or the group at that position.

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import operator
 
+from .._format.fastpath import dict_converter
+
 _INCONSISTENT = (
     "Algorithm logic error on write(): `end_data_index' is not consistent with last written index"
 )
@@ -39,7 +41,7 @@ class Output:
         self._synchronization_listener = synchronization_listener
         self.last_written_data_index = force_start_index - 1
         self.nb_data_blocks_written = 0
-        self._type = None  # the sink format's class, looked up on the first dict write
+        self._convert = None  # dict -> object of the sink's format, made on the first dict write
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} last={self.last_written_data_index}>"
@@ -59,10 +61,10 @@ class Output:
     def _write(self, data, end_data_index=None) -> None:
         end = self._end_index(end_data_index)
         if isinstance(data, dict):
-            cls = self._type
-            if cls is None:
-                cls = self._type = self.data_sink.dataformat.type
-            data = cls().from_dict(data, casting="safe", add_defaults=False)
+            convert = self._convert
+            if convert is None:
+                convert = self._convert = dict_converter(self.data_sink.dataformat.type)
+            data = convert(data)  # from_dict(data, casting="safe"), fast if types match
         self.data_sink.write(data, self.last_written_data_index + 1, end)
         self.last_written_data_index = end
         self.nb_data_blocks_written += 1
@@ -99,7 +101,7 @@ class Output:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_type"] = None  # generated classes are rebuilt, not pickled
+        state["_convert"] = None  # generated classes are rebuilt, not pickled
         return state
 
 
@@ -114,7 +116,10 @@ class OutputList:
 
     def __getitem__(self, key):
         if isinstance(key, str):
-            return next((o for o in self._outputs if o.name == key), None)
+            for o in self._outputs:  # (per unit, from user code: no generator)
+                if o.name == key:
+                    return o
+            return None
         if isinstance(key, slice):
             return self._outputs[key]
         try:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
 
 from .._assets.algorithm import Algorithm
+from .._assets.runner import Runner
 from .._core.errors import PeerGoneError
 from .._core.jsonio import loads_declaration
 from .._dataflow.stats import io_statistics
@@ -41,6 +43,13 @@ def advance(input_list) -> None:
         group.next()
     finally:
         group.restricted_access = True
+
+
+def bind_process(runner, arguments: dict):
+    """The per-unit call of ``runner.process(**arguments)`` (checked once by our Runner)."""
+    if type(runner).process is Runner.process:
+        return runner.bind_process(**arguments)
+    return functools.partial(runner.process, **arguments)  # e.g. a subclass's own process
 
 
 def request(socket, frames, what: str) -> list:
@@ -160,24 +169,29 @@ class AlgorithmExecutor:
         outputs = (
             {"output": self.output_list[0]} if self.analysis else {"outputs": self.output_list}
         )
+        if legacy:
+            arguments = {"inputs": self.input_list, **outputs}
+        elif self.analysis:
+            arguments = {"inputs": self.input_list, "data_loaders": self.data_loaders, **outputs}
+        else:
+            arguments = {
+                "inputs": self.input_list,
+                "data_loaders": self.data_loaders,
+                "loop_channel": self.loop_channel,
+                **outputs,
+            }
+        # per unit: the dispatch is bound (and checked) once, at the first unit
+        call = None
+        loop_socket = self.loop_socket
+        has_more = self.input_list.hasMoreData
         retval = True
-        while self.input_list.hasMoreData():
+        while has_more():
             advance(self.input_list)
-            if self.loop_socket is not None:
-                request(self.loop_socket, grammar.rdi(), "loop evaluator")
-            if legacy:
-                retval = runner.process(inputs=self.input_list, **outputs)
-            elif self.analysis:
-                retval = runner.process(
-                    inputs=self.input_list, data_loaders=self.data_loaders, **outputs
-                )
-            else:
-                retval = runner.process(
-                    inputs=self.input_list,
-                    data_loaders=self.data_loaders,
-                    loop_channel=self.loop_channel,
-                    **outputs,
-                )
+            if loop_socket is not None:
+                request(loop_socket, grammar.rdi(), "loop evaluator")
+            if call is None:
+                call = bind_process(runner, arguments)
+            retval = call()
             if not retval:
                 break
         return retval

@@ -70,22 +70,40 @@ def _read_str(buf, off, what):
         raise _bad_utf8(what, exc) from None
 
 
+_DIMS: dict = {}  # ndims -> struct of the dimensions
+
+
+def _dims_struct(ndims):
+    dims = _DIMS.get(ndims)
+    if dims is None:
+        dims = _DIMS[ndims] = struct.Struct("<%dQ" % ndims)
+    return dims
+
+
 def _read_dims(buf, off, ndims, what):
     need = 8 * ndims
     if off + need > len(buf):
         raise _truncated(what, need, off, len(buf))
-    return struct.unpack_from("<%dQ" % ndims, buf, off), off + need
+    return _dims_struct(ndims).unpack_from(buf, off), off + need
 
 
 def _read_numeric_array(buf, off, ndims, dtype, what, share):
-    dims, off = _read_dims(buf, off, ndims, what)
-    count = math.prod(dims)
+    # per unit: no format string, no product of one dimension, no reshape of one
+    size = len(buf)
+    need = 8 * ndims
+    if off + need > size:
+        raise _truncated(what, need, off, size)
+    dims = _dims_struct(ndims).unpack_from(buf, off)
+    off += need
+    count = dims[0] if ndims == 1 else math.prod(dims)
     nbytes = count * dtype.itemsize
-    if off + nbytes > len(buf):
-        raise _truncated(what, nbytes, off, len(buf))
+    if off + nbytes > size:
+        raise _truncated(what, nbytes, off, size)
     if count == 0:
         return numpy.zeros(dims, dtype=dtype), off
-    arr = numpy.frombuffer(buf, dtype=dtype, count=count, offset=off).reshape(dims)
+    arr = numpy.frombuffer(buf, dtype=dtype, count=count, offset=off)
+    if ndims != 1:
+        arr = arr.reshape(dims)
     if not (share and arr.flags.writeable):
         arr = arr.copy()
     return arr, off + nbytes
@@ -141,7 +159,7 @@ def _array_header(arr, ndims, what):
             f"cannot pack {what}: expected an array of {ndims} dimension(s), got "
             f"{type(arr).__name__}"
         )
-    return struct.pack("<%dQ" % ndims, *arr.shape)
+    return _dims_struct(ndims).pack(*arr.shape)
 
 
 def _array_body(arr, dtype):

@@ -20,13 +20,27 @@ from collections.abc import Callable, Iterator, Sequence
 
 from ..._core.errors import ConfigurationError, SystemFailure
 from ..._version import __version__
-from ..common import StderrHandler
 from ._errors import user_code
 
 #: exit status after SIGTERM (128 + SIGTERM, as a shell reports it)
 TERMINATED_STATUS = 128 + signal.SIGTERM
 
 _DATE_FORMAT = "%d/%b/%Y %H:%M:%S"
+
+
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at emit time (survives redirections)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
 
 
 class Terminated(BaseException):

@@ -134,6 +134,10 @@ def test_call_table(prefix, api_version, type_, analyzer, signature, given, expe
     result = runner.process(**{keywords[k]: objects[k] for k in given})
     assert result == "done"
     assert runner.calls[-1] == ("process", *(objects[k] for k in expected))
+    # the executors' per-unit form: checked once, then called per unit, the same call
+    bound = runner.bind_process(**{keywords[k]: objects[k] for k in given})
+    assert bound() == "done" and bound() == "done"
+    assert runner.calls[-2:] == [("process", *(objects[k] for k in expected))] * 2
 
 
 @pytest.mark.parametrize(
@@ -421,6 +425,21 @@ def test_loop_channel_rules(prefix):
     ):
         runner.process(inputs=1, data_loaders=2, outputs=3)
     assert runner.process(inputs=1, data_loaders=2, outputs=3, loop_channel=4) == "done"
+
+
+def test_bind_process_checks_as_process_does(prefix):
+    plain, _ = algorithm(prefix, declaration(2), recorder("self, inputs, data_loaders, outputs"))
+    runner = plain.runner(exc=UserFailure)
+    with pytest.raises(UserFailure, match="^Algorithm 'user_algo_1' is not yet setup$"):
+        runner.bind_process(inputs=1, data_loaders=2, outputs=3)
+    runner.setup({})
+    runner.prepare(FakeLoaderList())
+    with pytest.raises(UserFailure, match="^Missing argument: outputs$"):
+        runner.bind_process(inputs=1, data_loaders=2, output=3)
+    with pytest.raises(
+        UserFailure, match="^Algorithm 'user_algo_1' is not a valid loop enabled algorithm$"
+    ):
+        runner.bind_process(inputs=1, data_loaders=2, outputs=3, loop_channel=4)
 
 
 # ---------------------------------------------------------------------------

@@ -237,6 +237,32 @@ def test_group_without_listener():
     assert (group.first_data_index, group.last_data_index) == (0, 1)
 
 
+def test_group_of_one_input_moves_as_the_general_case():
+    # one input (the per-unit fast path) and the same units twice (the general path)
+    one_listener, two_listener = SynchronizationListener(), SynchronizationListener()
+    one = InputGroup("ch", one_listener, restricted_access=False)
+    two = InputGroup("ch", two_listener, restricted_access=False)
+    one.add(Input("a", "f", source(units_of(2, 5, 9))))
+    two.add(Input("a", "f", source(units_of(2, 5, 9))))
+    two.add(Input("b", "f", source(units_of(2, 5, 9))))
+
+    def state(group, listener):
+        x = group[0]
+        return (
+            (group.data_index, group.data_index_end),
+            (group.first_data_index, group.last_data_index),
+            (listener.data_index_start, listener.data_index_end),
+            (x.data_index, x.data_index_end, x.data, x.hasDataChanged(), x.isDataUnitDone()),
+            group.hasMoreData(),
+        )
+
+    while two.hasMoreData():
+        one.next()
+        two.next()
+        assert state(one, one_listener) == state(two, two_listener)
+    assert not one.hasMoreData()
+
+
 # -- InputList --------------------------------------------------------------------------
 
 

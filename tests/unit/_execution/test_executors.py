@@ -274,3 +274,28 @@ def test_db_executor_reports_a_missing_configuration(tmp_path):
     assert not executor.valid
     assert executor.errors == [f"File not found: {tmp_path / 'nope.json'}"]
     handler.destroy()
+
+
+def test_the_per_unit_call_keeps_a_runner_subclass_own_process():
+    from beat_backend._assets.runner import Runner
+    from beat_backend._execution.algorithm import bind_process
+
+    class Own(Runner):
+        def __init__(self):  # no user object: only the dispatch is tested
+            self.calls = []
+
+        def process(self, **kwargs):
+            self.calls.append(kwargs)
+            return "own"
+
+    class Plain(Runner):
+        def __init__(self):
+            pass
+
+        def bind_process(self, **kwargs):
+            return lambda: ("bound", kwargs)
+
+    own = Own()
+    call = bind_process(own, {"inputs": 1, "outputs": 2})
+    assert call() == "own" and own.calls == [{"inputs": 1, "outputs": 2}]
+    assert bind_process(Plain(), {"inputs": 1})() == ("bound", {"inputs": 1})

@@ -152,3 +152,24 @@ class _Reader:
     def read(self, n: int) -> bytes:
         chunk, self.data = self.data[:n], self.data[n:]
         return chunk
+
+
+@pytest.mark.parametrize("shape", [(5,), (0,), (2, 3), (2, 0, 4), (1, 1, 1)])
+@pytest.mark.parametrize("share", [False, True])
+def test_numeric_arrays_decode_to_their_shape_copied_unless_shared(shape, share):
+    import numpy
+
+    value = numpy.arange(int(numpy.prod(shape)), dtype="<f4").reshape(shape)
+    data = bytearray(struct.pack("<%dQ" % len(shape), *shape) + value.tobytes() + b"tail")
+    dtype = numpy.dtype("float32")
+    arr, end = codegen._read_numeric_array(data, 0, len(shape), dtype, "probe", share)
+    assert end == len(data) - 4
+    assert arr.shape == shape and arr.dtype == dtype and arr.flags.c_contiguous
+    assert numpy.array_equal(arr, value)
+    assert numpy.shares_memory(arr, numpy.frombuffer(data, "u1")) is (share and value.size > 0)
+    with pytest.raises(DecodingError, match="truncated data while decoding probe"):
+        codegen._read_numeric_array(data[: end - 5], 0, len(shape), dtype, "probe", share)
+    if value.size == 0:
+        return
+    with pytest.raises(DecodingError, match="truncated data while decoding p: need"):
+        codegen._read_numeric_array(data[: 8 * len(shape) - 1], 0, len(shape), dtype, "p", share)
