@@ -68,6 +68,8 @@ PRELOAD = (
     "beat.backend.python.database",
     "simplejson",
     "decimal",
+    "numpy.random",  # (reseeded in each child, as a fresh interpreter seeds it)
+    "encodings.ascii",
 )
 #: the largest message (a request carries the block's environment)
 MAX_MESSAGE = 1 << 20
@@ -89,11 +91,35 @@ def preload() -> None:
         importlib.import_module(f"beat_backend.scripts.{name}")
     for name in PRELOAD:
         importlib.import_module(name)
+    for name in SCRIPTS:
+        _rehearse_parser(importlib.import_module(f"beat_backend._cli.scripts.{name}"))
     for name, value in saved.items():
         if value is None:
             del os.environ[name]
         else:
             os.environ[name] = value
+
+
+def _rehearse_parser(script) -> None:
+    """Parse command lines of every shape ``script`` takes (options, positionals): the
+    patterns ``argparse`` compiles then are in ``re``'s cache, which the children inherit."""
+    import argparse
+
+    parser = script.build_parser()
+    positionals, options = [], []
+    for action in parser._actions:
+        if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            continue
+        if not action.option_strings:
+            positionals.append(action)
+        elif action.nargs == 0:
+            options.append(action.option_strings[-1])
+        else:
+            options.append(f"{action.option_strings[-1]}=1")
+    required = sum(action.nargs is None for action in positionals)
+    for count in range(required, len(positionals) + 1):
+        for extra in ([], options):
+            parser.parse_intermixed_args([*extra, *["1"] * count])
 
 
 def thread_count() -> int:

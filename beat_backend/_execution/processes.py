@@ -29,6 +29,9 @@ from .spawner import Spawner, SubprocessSpawner
 
 #: how long a provider / loop process may take to exit after SIGTERM
 TERM_GRACE = 5.0
+#: how long ``loop_execute`` may take to end on its own once ``execute`` succeeded (it
+#: publishes its outputs then) before it is stopped
+SETTLE = 2.0
 #: how long the platform handler thread may take to stop (it may be answering a message)
 HANDLER_JOIN = 10.0
 
@@ -144,15 +147,11 @@ class _Child:
         self.stopped_by_runner = False
 
     def wait(self, timeout=None):
-        """Wait for the process (reaping it with its resource usage)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.process.returncode is None:
-            if self.process.poll() is not None:
-                self.rusage = self.process.rusage
-                break
-            if deadline is not None and time.monotonic() > deadline:
+        """Wait for the process (reaping it with its resource usage): woken by its exit."""
+        if self.process.returncode is None:
+            if self.process.wait(timeout) is None:
                 return None
-            time.sleep(0.01)
+            self.rusage = self.process.rusage
         return self.process.returncode
 
     def stopped(self) -> bool:
@@ -331,9 +330,19 @@ def _run_once(
         deadline = default_deadline()
         status, gone = _wait_watching(execute, children, deadline=deadline, aborted=aborted)
         _explain_failure(handler, status, gone, deadline, [execute, *children])
+        if status == 0 and gone is None and not (aborted is not None and aborted()):
+            _let_finish(children, time.monotonic() + SETTLE)
     finally:
         _stop_everything(handler, children, execute)
     return _result(handler, status, execute, children, time.monotonic() - t0)
+
+
+def _let_finish(children: list[_Child], limit: float) -> None:
+    """Wait (until ``limit``) for ``loop_execute`` to exit on its own (unless stopped):
+    a SIGTERM once ``execute`` is done would discard the loop's outputs."""
+    for child in children:
+        if child.name == "loop_execute" and not child.stopped():
+            child.wait(max(0.0, limit - time.monotonic()))
 
 
 def _spawn(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -55,6 +56,15 @@ class Handle:
     def poll(self) -> int | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def wait(self, timeout: float | None) -> int | None:
+        """Its status once it has exited (reaped), ``None`` after ``timeout`` seconds."""
+        limit = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if limit is not None and time.monotonic() >= limit:
+                return None
+            time.sleep(0.01)
+        return self.returncode
+
     def stopped(self) -> bool:
         return _stopped(self.pid)
 
@@ -83,7 +93,39 @@ class _Popened(Handle):
             if pid:
                 self.returncode = self.process.returncode = os.waitstatus_to_exitcode(status)
                 self.rusage = rusage
+                self._close_pidfd()
         return self.returncode
+
+    def wait(self, timeout: float | None) -> int | None:
+        """Woken by its exit (a ``pidfd``; polling where there is none)."""
+        if self.poll() is not None or timeout == 0:
+            return self.returncode
+        pidfd = self._pidfd()
+        if pidfd is None:
+            return super().wait(timeout)
+        limit = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            remaining = None if limit is None else limit - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            select.select([pidfd], [], [], remaining)
+        return self.returncode
+
+    def _pidfd(self) -> int | None:
+        if "pidfd" not in self.__dict__:
+            try:
+                self.pidfd = os.pidfd_open(self.pid)
+            except (AttributeError, OSError):  # not Linux 5.3+, or already reaped
+                self.pidfd = None
+        return self.pidfd
+
+    def _close_pidfd(self) -> None:
+        pidfd = self.__dict__.pop("pidfd", None)
+        if pidfd is not None:
+            os.close(pidfd)
+
+    def __del__(self):
+        self._close_pidfd()
 
 
 class SubprocessSpawner(Spawner):
@@ -113,6 +155,17 @@ class _Forked(Handle):
     def poll(self) -> int | None:
         if self.returncode is None:
             self.server.collect(self)
+        return self.returncode
+
+    def wait(self, timeout: float | None) -> int | None:
+        """Woken by the server's message on its exit (or the server's end)."""
+        limit = None if timeout is None else time.monotonic() + timeout
+        with self.server.cond:
+            while self.poll() is None:
+                remaining = None if limit is None else limit - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self.server.cond.wait(remaining)
         return self.returncode
 
     def stopped(self) -> bool:

@@ -282,3 +282,20 @@ def test_the_server_has_one_thread_when_it_forks_on_this_python():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[0] == "0", done.stdout + done.stderr
+
+
+def test_the_preload_rehearses_the_scripts_parsers_silently():
+    """``preload()`` imports ``numpy.random`` (reseeded in each child) and compiles the
+    patterns the scripts' parsers use, printing nothing and starting no thread."""
+    code = (
+        "import re, sys\n"
+        "from beat_backend._execution import forkserver\n"
+        "forkserver.preload()\n"
+        "print('numpy.random' in sys.modules, len(re._cache) > 0, forkserver.thread_count())\n"
+    )
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "True True 1\n", "")

@@ -30,6 +30,8 @@ under --cache. The outcome goes to the platform handler at <addr>: `don' +
 statistics (exit 0), or `err usr|sys <message>' (exit 1).
 """
 
+#: first retry (ms) of a connection refused (its peer has not bound yet)
+RECONNECT_IVL_MS = 10
 #: reply wait after sending an error to the platform: tries x seconds
 _ACK_TRIES = 5
 _ACK_SLICE = 1.0
@@ -78,6 +80,10 @@ def _run(args, logger) -> int:
     def connect(address, what):
         socket = context.socket(zmq.PAIR)
         socket.setsockopt(zmq.LINGER, 0)
+        # a peer started with this process binds a few ms later: retry soon (10 ms,
+        # doubling up to ZeroMQ's usual 100 ms), not after 100 ms
+        socket.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
+        socket.setsockopt(zmq.RECONNECT_IVL_MAX, 100)
         sockets.append(socket)
         # the channel (and its connection monitor) exists before the connection,
         # so a peer that dies later is noticed; executors share it (channel_for)

@@ -13,6 +13,7 @@ import traceback
 from . import _common as common
 from ._errors import check_returned, report_error, user_code
 from .databases_provider import stop_handler
+from .execute import RECONNECT_IVL_MS
 
 NAME = "loop_execute"
 SCRIPT = "loop_provider.py"
@@ -68,6 +69,8 @@ def _run(args, logger) -> int:
             context = zmq.Context()
             db_socket = context.socket(zmq.PAIR)
             db_socket.setsockopt(zmq.LINGER, 0)
+            db_socket.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)  # (see execute)
+            db_socket.setsockopt(zmq.RECONNECT_IVL_MAX, 100)
             db_channel = channel_for(db_socket, what="databases provider")
             try:
                 db_socket.connect(args.db_addr)

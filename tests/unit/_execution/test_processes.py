@@ -233,3 +233,46 @@ def test_the_system_error_names_what_went_wrong(status, gone, deadline, reported
     )
     _explain_failure(handler, status, gone, deadline)
     assert handler.system_error == expected
+
+
+@pytest.mark.parametrize("kind", ["subprocess", "fork"])
+def test_a_wait_is_woken_by_the_exit_not_by_a_poll(kind):
+    """``_Child.wait`` returns as soon as the process has exited (a pidfd for a subprocess,
+    the server's message for a forked script), and ``None`` once its timeout has passed."""
+    from beat_backend._execution.processes import script_command
+    from beat_backend._execution.spawner import make_spawner
+
+    spawner = make_spawner(kind)
+    try:
+        child = _Child("execute", script_command("execute", "--help"), dict(os.environ),
+                       spawner=spawner)
+        assert child.wait(60) == 0
+        assert child.rusage is not None
+        sleeper = _Child("sleeper", SLEEPER, dict(os.environ))
+        start = time.monotonic()
+        assert sleeper.wait(0.2) is None
+        assert 0.15 < time.monotonic() - start < 5
+        sleeper.terminate()
+        assert sleeper.process.returncode == -signal.SIGTERM
+        for done in (child, sleeper):
+            done.collect()
+    finally:
+        spawner.close()
+
+
+def test_loop_execute_may_end_on_its_own_once_execute_succeeded(children):
+    """``_let_finish`` waits for ``loop_execute`` (it publishes its outputs when execute
+    is done), not for the providers, and not for a stopped process."""
+    from beat_backend._execution.processes import _let_finish
+
+    loop = children("loop_execute", [sys.executable, "-c", "import time; time.sleep(0.3)"])
+    provider = children("databases_provider", SLEEPER)
+    start = time.monotonic()
+    _let_finish([provider, loop], time.monotonic() + 30)
+    assert loop.process.returncode == 0 and provider.process.returncode is None
+    assert time.monotonic() - start < 10
+    stuck = children("loop_execute", SLEEPER)
+    _stopped_soon(stuck)
+    start = time.monotonic()
+    _let_finish([stuck], time.monotonic() + 30)
+    assert time.monotonic() - start < 5 and stuck.process.returncode is None
