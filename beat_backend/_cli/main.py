@@ -53,7 +53,26 @@ def _setup_logging(verbosity: int) -> None:
     logger.setLevel(levels.get(verbosity, logging.DEBUG))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_module(argv: Sequence[str] | None) -> str | None:
+    """The module of the command ``argv`` names, when only that one is needed.
+
+    ``None`` (every command is loaded) when there is no command, an option other
+    than ``-v`` comes before it (``--help``, ``--version``, a usage error) or the
+    name is unknown: the top-level help and errors then list every command."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    by_name = {name.rpartition(".")[2]: name for name in COMMANDS}
+    for arg in args:
+        if arg == "--verbose" or (arg.startswith("-v") and set(arg[1:]) == {"v"}):
+            continue
+        return by_name.get(arg)
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = ()) -> argparse.ArgumentParser:
+    """The parser of ``beat-backend``. Given ``argv`` (``None``: ``sys.argv``), only
+    the command it names is imported (a command's module may import much: a
+    ``beat-backend run`` does not pay for ``check``); by default, every command."""
+    only = None if argv == () else _command_module(argv)
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Execution backend for reproducible BEAT experiments.",
@@ -67,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="log more to stderr (-v: info, -vv: debug)",
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         module = importlib.import_module(f"{__package__}.{name}")
         sub = module.add_parser(subparsers)
         sub.set_defaults(_run=module.run, _command=name)
@@ -100,7 +119,7 @@ def _drop_broken_streams() -> None:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors
