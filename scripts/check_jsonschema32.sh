@@ -49,6 +49,7 @@ echo "== pytest under jsonschema 3.2.0"
 "$VENV/bin/python" -m pytest -p no:cacheprovider \
     tests/unit/_assets/test_schemas.py \
     tests/unit/_assets/test_schema_messages.py \
+    tests/unit/_assets/test_schemafast.py \
     tests/unit/_cli/test_cli_check.py \
     tests/unit/_assets/test_toolchain.py \
     tests/unit/_assets/test_experiment.py \

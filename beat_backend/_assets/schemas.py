@@ -35,13 +35,15 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
-
-import jsonschema
-import jsonschema.validators
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from .._core.resources import schemas_dir
+from .schemafast import canonical as _canonical
+from .schemafast import same as _same
+from .schemafast import shown_valid
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 #: Base URI of every schema ``$id`` (``.invalid`` never resolves: nothing is fetched).
 BASE_URI = "https://beat-backend.invalid/schemas/"
@@ -55,42 +57,23 @@ def schema_uri(kind: str, version: int) -> str:
     return f"{BASE_URI}{kind}/{version}.json"
 
 
-#: jsonschema >= 4.18 resolves ``$ref`` through a ``referencing`` registry (its
-#: ``RefResolver`` is deprecated there); older versions only have ``RefResolver``.
-#: Told by the validators' ``registry`` argument, never by the (deprecated) ``__version__``.
-USE_REFERENCING = "registry" in inspect.signature(jsonschema.Draft7Validator.__init__).parameters
-
-
 # ---------------------------------------------------------------------------
-# equality of JSON values (uniqueItems, enum, const)
+# jsonschema, imported on first use (:mod:`.schemafast` shows most data valid
+# without it)
 
 
-def _canonical(value: Any) -> Any:
-    """A hashable form of a JSON value: equal forms <=> equal JSON values.
+def _uses_referencing() -> bool:
+    """jsonschema >= 4.18 resolves ``$ref`` through a ``referencing`` registry (its
+    ``RefResolver`` is deprecated there); older versions only have ``RefResolver``.
+    Told by the validators' ``registry`` argument, never by the (deprecated) ``__version__``."""
+    import jsonschema
 
-    Booleans are kept apart from numbers (``True != 1``), numbers compare by
-    value (``1 == 1.0``), containers recursively.
-    """
-    if isinstance(value, bool):
-        return ("bool", value)
-    if isinstance(value, (int, float)):
-        return ("number", value)
-    if isinstance(value, str):
-        return ("string", value)
-    if value is None:
-        return ("null",)
-    if isinstance(value, Mapping):
-        return ("object", frozenset((k, _canonical(v)) for k, v in value.items()))
-    if isinstance(value, (list, tuple)):
-        return ("array", tuple(_canonical(v) for v in value))
-    return ("other", repr(value))
-
-
-def _same(one: Any, two: Any) -> bool:
-    return _canonical(one) == _canonical(two)
+    return "registry" in inspect.signature(jsonschema.Draft7Validator.__init__).parameters
 
 
 def _unique_items(validator, unique, instance, schema) -> Iterator[ValidationError]:
+    from jsonschema.exceptions import ValidationError
+
     if unique and validator.is_type(instance, "array"):
         seen = {_canonical(item) for item in instance}
         if len(seen) != len(instance):
@@ -98,20 +81,39 @@ def _unique_items(validator, unique, instance, schema) -> Iterator[ValidationErr
 
 
 def _enum(validator, enums, instance, schema) -> Iterator[ValidationError]:
+    from jsonschema.exceptions import ValidationError
+
     if not any(_same(instance, each) for each in enums):
         yield ValidationError("enum")
 
 
 def _const(validator, const, instance, schema) -> Iterator[ValidationError]:
+    from jsonschema.exceptions import ValidationError
+
     if not _same(instance, const):
         yield ValidationError("const")
 
 
-#: Draft-07 with our equality; every other keyword is jsonschema's
-_Validator = jsonschema.validators.extend(
-    jsonschema.Draft7Validator,
-    {"uniqueItems": _unique_items, "enum": _enum, "const": _const},
-)
+def _validator_class() -> Any:
+    """Draft-07 with our equality; every other keyword is jsonschema's."""
+    import jsonschema.validators
+
+    return jsonschema.validators.extend(
+        jsonschema.Draft7Validator,
+        {"uniqueItems": _unique_items, "enum": _enum, "const": _const},
+    )
+
+
+@functools.cache
+def _lazy(name: str) -> Any:
+    return {"USE_REFERENCING": _uses_referencing, "_Validator": _validator_class}[name]()
+
+
+def __getattr__(name: str) -> Any:
+    """``USE_REFERENCING`` and ``_Validator``, made (importing jsonschema) on first use."""
+    if name in ("USE_REFERENCING", "_Validator"):
+        return _lazy(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------------------
@@ -157,6 +159,7 @@ def _registry() -> Any:
     return registry.crawl()
 
 
+@functools.cache
 def _store() -> dict[str, dict[str, Any]]:
     """Every schema by ``$id`` (the store of a jsonschema < 4.18 ``RefResolver``)."""
     return {schema_uri(kind, version): contents for (kind, version), contents in _load().items()}
@@ -164,21 +167,24 @@ def _store() -> dict[str, dict[str, Any]]:
 
 def _ref_resolver(schema: dict[str, Any]) -> Any:
     # only reached on jsonschema < 4.18, where RefResolver is not deprecated
+    import jsonschema
+
     return jsonschema.RefResolver(base_uri=schema["$id"], referrer=schema, store=_store())
 
 
 @functools.cache
 def _validator(kind: str, version: int) -> Any:
     schema = _load()[(kind, version)]
-    if USE_REFERENCING:
-        return _Validator(schema, registry=_registry())
-    return _Validator(schema, resolver=_ref_resolver(schema))
+    validator = _lazy("_Validator")
+    if _lazy("USE_REFERENCING"):
+        return validator(schema, registry=_registry())
+    return validator(schema, resolver=_ref_resolver(schema))
 
 
 def resolve(kind: str, version: int, ref: str) -> Any:
     """The schema ``ref`` points to, seen from schema ``kind``/``version`` (raises if none)."""
     schema = _load()[(kind, version)]
-    if USE_REFERENCING:
+    if _lazy("USE_REFERENCING"):
         return _registry().resolver(base_uri=schema["$id"]).lookup(ref).contents
     return _ref_resolver(schema).resolve(ref)[1]
 
@@ -413,4 +419,6 @@ def validate(kind: str, data: Any) -> tuple[Any, list[str]]:
             f"/{key}: there is no {kind} schema version {_show(declared)} (available: {available})"
         ]
 
+    if shown_valid(schemas[(kind, version)], _store(), data):
+        return data, []
     return data, _texts(_iter_errors(_validator(kind, version), data))
