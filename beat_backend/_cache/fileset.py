@@ -44,6 +44,9 @@ from .._core.hashing import hashFileContents
 _SUFFIX = r"\.(?P<start>\d+)\.(?P<end>\d+)\.(?P<ext>data|index)(?P<sum>\.checksum)?$"
 #: a file of a set: ``<base>.<start>.<end>.(data|index)[.checksum]``
 _SET_FILE = re.compile(r"^(?P<base>.*)" + _SUFFIX)
+#: the part of a set file's name after its base (compiled once: a block classifies
+#: its outputs' files, and compiling a pattern costs more than matching it)
+_TAIL = re.compile(_SUFFIX)
 #: a hidden temporary: ``.<final>.<pid>.<token>.tmp``
 _TEMPORARY = re.compile(r"^\.(?P<final>.+)\.(?P<pid>\d+)\.(?P<token>[0-9a-f]+)\.tmp$")
 #: a publication lock: ``.<data file>.lock``
@@ -166,10 +169,9 @@ def classify(paths, base: str) -> tuple[list[str], list[str], list[str], list[st
     Names ``<base>.<s>.<e>.(data|index)[.checksum]``, in the order of
     ``paths``; any other name (hidden temporaries, other outputs) is dropped.
     """
-    pattern = re.compile(re.escape(base) + _SUFFIX)
     groups: tuple[list[str], list[str], list[str], list[str]] = ([], [], [], [])
     for path in paths:
-        m = pattern.match(path)
+        m = _TAIL.match(path, len(base)) if path.startswith(base) else None
         if m is not None:
             groups[(m.group("ext") == "index") + 2 * (m.group("sum") is not None)].append(path)
     return groups
@@ -233,7 +235,7 @@ class OutputFiles:
         return cls.of(base, output_paths(base))
 
     def _range(self, path: str) -> tuple[int, int]:
-        m = re.compile(re.escape(self.base) + _SUFFIX).match(path)
+        m = _TAIL.match(path, len(self.base))
         assert m is not None  # classified by the same pattern
         return int(m.group("start")), int(m.group("end"))
 

@@ -55,7 +55,7 @@ def confined_path(root: str, relative: str, what: str = "path") -> str:
         raise AssetNameError(f"invalid {what}: `{relative}' (must be a non-empty relative path)")
     if os.path.isabs(relative) or relative.startswith(("/", "\\")):
         raise AssetNameError(f"invalid {what}: `{relative}' (absolute paths are refused)")
-    parts = re.split(r"[\\/]", relative)
+    parts = relative.replace("\\", "/").split("/")
     if ".." in parts:
         raise AssetNameError(f"invalid {what}: `{relative}' (`..' would escape the root)")
     return os.path.join(root, relative)

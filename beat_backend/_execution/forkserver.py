@@ -120,6 +120,7 @@ def _rehearse_parser(script) -> None:
     for count in range(required, len(positionals) + 1):
         for extra in ([], options):
             parser.parse_intermixed_args([*extra, *["1"] * count])
+    script._prebuilt_parser = parser  # its ``main()`` takes it (once) instead of building one
 
 
 def thread_count() -> int:

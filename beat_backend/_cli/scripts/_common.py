@@ -133,7 +133,9 @@ def entry_points(module_name: str) -> tuple[Callable, Callable, Callable]:
         return parser
 
     def main(argv=None) -> int:
-        return run_main(build_parser, script().run, argv)
+        # a parser built ahead (the fork server leaves it on the module), taken once
+        prebuilt = script().__dict__.pop("_prebuilt_parser", None)
+        return run_main((lambda: prebuilt) if prebuilt else build_parser, script().run, argv)
 
     main.__doc__ = (
         f"Run ``{script().NAME}`` with ``argv`` (without the program name); return the exit status."
