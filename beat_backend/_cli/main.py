@@ -19,6 +19,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .._core import blas
 from .._version import __version__
 from .common import CommandError, StderrHandler, error
 
@@ -119,6 +120,10 @@ def _drop_broken_streams() -> None:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    if not (_command_module(argv) or "").startswith("scripts."):
+        # no linear algebra here (the BEAT scripts, which run user code, are left as
+        # they are): no BLAS worker spinning beside the blocks this process starts
+        blas.import_numpy(single_threaded=True)
     parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)

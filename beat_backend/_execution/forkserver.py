@@ -24,16 +24,19 @@ script would (status, ``SystemExit``, a ``KeyboardInterrupt`` re-raised as
 SIGINT, threads joined and ``atexit`` run, stdio flushed). The server reaps
 each child (``os.wait4``) and reports its status and resource usage.
 
-BLAS and threads: numpy's OpenBLAS reads ``OPENBLAS_NUM_THREADS``,
-``GOTO_NUM_THREADS``, ``OMP_NUM_THREADS`` when it is loaded and then starts
-its thread pool; a process forked with live threads may deadlock (Python
-3.12+ warns). Policy: the server imports numpy with those variables (and
-``MKL_NUM_THREADS``) at ``1``, so its BLAS starts no thread, then puts the
-runner's values back; the variables read once for good (``OPENBLAS_CORETYPE``:
-the kernels) are the runner's, as a fresh interpreter would read them. Each
-child sizes the pool as a fresh interpreter would from its environment: the
-first of ``OPENBLAS_NUM_THREADS``, ``GOTO_NUM_THREADS``, ``OMP_NUM_THREADS``
-that is a positive number, else the CPUs it may run on, at most those CPUs
+BLAS and threads (see :mod:`beat_backend._core.blas`): numpy's OpenBLAS reads
+``OPENBLAS_NUM_THREADS``, ``GOTO_NUM_THREADS``, ``OMP_NUM_THREADS`` when it is
+loaded and then starts its thread pool; a process forked with live threads may
+deadlock (Python 3.12+ warns). Policy: the server imports numpy with those
+variables (and ``MKL_NUM_THREADS``) at ``1``, so its BLAS starts no thread, and
+with ``OPENBLAS_THREAD_TIMEOUT`` at ``20`` unless the user set it (an idle
+worker of a child sleeps after 2**20 cycles instead of spinning 2**28, about
+0.1 s: the life of a small block), then puts the runner's values back; the
+variables read once for good (``OPENBLAS_CORETYPE``: the kernels) are the
+runner's, as a fresh interpreter would read them. Each child sizes the pool as
+a fresh interpreter would from its environment: the first of
+``OPENBLAS_NUM_THREADS``, ``GOTO_NUM_THREADS``, ``OMP_NUM_THREADS`` that is a
+positive number, else the CPUs it may run on, at most those CPUs
 (``openblas_set_num_threads``). The server checks it has exactly one thread
 (``/proc/self/task``) before every fork and refuses to fork otherwise.
 
@@ -51,8 +54,8 @@ import signal
 import socket
 import sys
 
-#: the BLAS thread variables numpy's OpenBLAS reads when it is loaded, in its order
-BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
+from .._core import blas
+
 #: the script modules a child may run (and the server preloads)
 SCRIPTS = ("databases_provider", "loop_execute", "execute", "index")
 #: what the scripts import when they run (beyond their own modules); never user code
@@ -80,11 +83,9 @@ _PR_SET_PDEATHSIG = 1
 
 def preload() -> None:
     """Import numpy (its BLAS single-threaded), pyzmq and the scripts' modules."""
-    saved = {n: os.environ.get(n) for n in (*BLAS_THREAD_VARIABLES, "MKL_NUM_THREADS")}
-    os.environ.update(dict.fromkeys(saved, "1"))
     import importlib
 
-    import numpy  # noqa: F401
+    blas.import_numpy(single_threaded=True, idle_spin=True)
     import zmq  # noqa: F401
 
     for name in SCRIPTS:
@@ -93,11 +94,6 @@ def preload() -> None:
         importlib.import_module(name)
     for name in SCRIPTS:
         _rehearse_parser(importlib.import_module(f"beat_backend._cli.scripts.{name}"))
-    for name, value in saved.items():
-        if value is None:
-            del os.environ[name]
-        else:
-            os.environ[name] = value
 
 
 def _rehearse_parser(script) -> None:
@@ -136,51 +132,6 @@ def _prctl(option: int, arg) -> None:
         prctl(option, arg, 0, 0, 0)
 
 
-def blas_threads(env) -> int:
-    """The size of the BLAS pool a fresh interpreter with ``env`` would have."""
-    cpus = len(os.sched_getaffinity(0))
-    for name in BLAS_THREAD_VARIABLES:
-        try:
-            value = int(env.get(name, ""))
-        except ValueError:
-            continue
-        if value > 0:
-            return min(value, cpus)
-    return cpus
-
-
-def _size_blas_pool() -> None:
-    """Size the BLAS pool (loaded single-threaded by the server) as this environment asks."""
-    import ctypes
-
-    count = blas_threads(os.environ)
-    if count == 1:
-        return
-    for path in _blas_libraries():
-        try:
-            library = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for symbol in ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_",
-                       "openblas_set_num_threads64_", "MKL_Set_Num_Threads"):
-            function = getattr(library, symbol, None)
-            if function is not None:
-                function(ctypes.c_int(count))
-                break
-
-
-def _blas_libraries() -> list[str]:
-    """The BLAS libraries mapped in this process."""
-    found = []
-    with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-        for line in maps:
-            path = line.rstrip("\n").split(maxsplit=5)[-1]
-            name = os.path.basename(path)
-            if ("openblas" in name or "libmkl_rt" in name) and path not in found:
-                found.append(path)
-    return found
-
-
 def _child(request: dict, fds: list[int], server: socket.socket, wakeup: tuple[int, int],
            parent: int) -> int:
     """In the forked child: become the script's process and run it; its exit status."""
@@ -210,7 +161,7 @@ def _child(request: dict, fds: list[int], server: socket.socket, wakeup: tuple[i
     os.environ.clear()
     os.environ.update(request["env"])
     os.chdir(request["cwd"])
-    _size_blas_pool()
+    blas.size_pool(os.environ)
     if "numpy.random" in sys.modules:  # (Python's random reseeds itself after a fork)
         sys.modules["numpy.random"].seed()
     import importlib

@@ -19,7 +19,7 @@ import _scripts
 import psutil
 import pytest
 
-from beat_backend._execution.forkserver import blas_threads
+from beat_backend._core.blas import blas_threads
 from beat_backend._execution.processes import _Child, run_block_processes, script_command
 from beat_backend._execution.spawner import ForkServerSpawner, SubprocessSpawner, make_spawner
 
@@ -219,7 +219,7 @@ REPORT = """\
         get = next(getattr(blas, n) for n in ('scipy_openblas_get_num_threads64_',
                    'openblas_get_num_threads') if hasattr(blas, n))
         names = ('OPENBLAS_NUM_THREADS', 'GOTO_NUM_THREADS', 'OMP_NUM_THREADS',
-                 'MKL_NUM_THREADS', 'OPENBLAS_CORETYPE')
+                 'MKL_NUM_THREADS', 'OPENBLAS_CORETYPE', 'OPENBLAS_THREAD_TIMEOUT')
         with open({path!r}, 'w') as f:
             json.dump({{'pool': get(), 'env': {{n: os.environ.get(n) for n in names}}}}, f)
 """
@@ -229,13 +229,14 @@ BLAS_ENVS = [
     {"OPENBLAS_NUM_THREADS": "1"},
     {"OMP_NUM_THREADS": "2"},
     {"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "1", "OPENBLAS_CORETYPE": "Haswell"},
+    {"OPENBLAS_THREAD_TIMEOUT": "24"},
 ]
 
 
 @pytest.mark.parametrize("asked", BLAS_ENVS, ids=lambda e: ",".join(e) or "unset")
 def test_a_block_sees_the_blas_configuration_asked_for(tmp_path, monkeypatch, asked):
     for name in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS",
-                 "MKL_NUM_THREADS", "OPENBLAS_CORETYPE"):
+                 "MKL_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_THREAD_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
     for name, value in asked.items():
         monkeypatch.setenv(name, value)
@@ -257,6 +258,38 @@ def test_a_block_sees_the_blas_configuration_asked_for(tmp_path, monkeypatch, as
     assert reports["fork"] == reports["subprocess"]
     assert reports["fork"]["pool"] == blas_threads(asked)
     assert reports["fork"]["env"] == {n: asked.get(n) for n in reports["fork"]["env"]}
+
+
+IDLE = """\
+        import time
+        import numpy
+        a = numpy.ones((300, 300))
+        a @ a  # a BLAS job for the whole pool: its workers spin once it is done
+        start = time.process_time()  # (every thread of the process)
+        time.sleep(0.3)
+        with open({path!r}, 'w') as f:
+            f.write(repr(time.process_time() - start))
+"""
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="a BLAS pool of one has no worker")
+def test_idle_blas_workers_of_a_forked_block_sleep_instead_of_spinning(tmp_path, monkeypatch):
+    """OpenBLAS's workers spin 2**28 cycles (~0.1 s) when idle by default, a core burnt
+    for the life of a small block: the server's children spin 2**20 cycles (1 ms or less)."""
+    for name in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS",
+                 "MKL_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    spawner = make_spawner("fork")
+    runner, provider, cache = _block(tmp_path)
+    report = tmp_path / "idle.txt"
+    _scripts.edit(runner / CODE, PROCESS, PROCESS + IDLE.format(path=str(report)))
+    try:
+        result = run_block_processes(str(runner), str(cache), db_dir=str(provider),
+                                     spawner=spawner)
+    finally:
+        spawner.close()
+    assert result.status == 0, (result.system_error, result.stderr)
+    assert float(report.read_text()) < 0.05  # CPU seconds while idle 0.3 s (spinning: ~0.1)
 
 
 def test_the_server_has_one_thread_when_it_forks_on_this_python():
