@@ -111,116 +111,39 @@ class _Checker:
         return node, url
 
     def check(self, schema: Any, base: str, value: Any) -> bool:
+        """Whether ``value`` is shown valid under ``schema`` (its references from ``base``)."""
         if schema is True:
             return True
         if schema is False or not isinstance(schema, dict):
             return False
+        members_done = False
         for key, rule in schema.items():
             if key in _ANNOTATIONS:
                 continue
-            if key == "$id":
-                if urljoin(base, rule) != base:
-                    raise _NotShown(key)
-            elif key == "$ref":
-                target, target_base = self.resolve(base, rule)
-                if not self.check(target, target_base, value):
-                    return False
-            elif key == "type":
-                names = [rule] if isinstance(rule, str) else rule
-                if any(name not in _TYPES for name in names):
-                    raise _NotShown(f"type {rule}")
-                if not any(_TYPES[name](value) for name in names):
-                    return False
-            elif key in ("properties", "patternProperties", "additionalProperties"):
-                if isinstance(value, dict) and not self.members(key, schema, base, value):
-                    return False
-            elif key == "required":
-                if isinstance(value, dict) and not all(name in value for name in rule):
-                    return False
-            elif key == "minProperties":
-                if isinstance(value, dict) and len(value) < rule:
-                    return False
-            elif key == "items":
-                if isinstance(value, list) and not self.items(schema, base, value):
-                    return False
-            elif key == "additionalItems":
-                continue  # checked with "items" (alone, it means nothing)
-            elif key == "minItems":
-                if isinstance(value, list) and len(value) < rule:
-                    return False
-            elif key == "maxItems":
-                if isinstance(value, list) and len(value) > rule:
-                    return False
-            elif key == "uniqueItems":
-                unique = {canonical(item) for item in value} if isinstance(value, list) else ()
-                if rule and isinstance(value, list) and len(unique) != len(value):
-                    return False
-            elif key == "enum":
-                if not any(same(value, each) for each in rule):
-                    return False
-            elif key == "const":
-                if not same(value, rule):
-                    return False
-            elif key == "pattern":
-                if isinstance(value, str) and not re.search(rule, value):
-                    return False
-            elif key == "minLength":
-                if isinstance(value, str) and len(value) < rule:
-                    return False
-            elif key == "maxLength":
-                if isinstance(value, str) and len(value) > rule:
-                    return False
-            elif key == "minimum":
-                if _number(value) and value < rule:
-                    return False
-            elif key == "maximum":
-                if _number(value) and value > rule:
-                    return False
-            elif key == "if":
-                branch = "then" if self.check(rule, base, value) else "else"
-                if branch in schema and not self.check(schema[branch], base, value):
-                    return False
-            elif key in ("then", "else"):
-                continue  # checked with "if" (alone, they mean nothing)
-            elif key == "allOf":
-                if not all(self.check(sub, base, value) for sub in rule):
-                    return False
-            elif key == "anyOf":
-                if not any(self.check(sub, base, value) for sub in rule):
-                    return False
-            elif key == "oneOf":
-                if sum(self.check(sub, base, value) for sub in rule) != 1:
-                    return False
-            elif key == "not":
-                if self.check(rule, base, value):
-                    return False
-            else:
+            if key in _MEMBER_KEYWORDS:
+                if members_done:
+                    continue
+                members_done = True
+            keyword = _KEYWORDS.get(key)
+            if keyword is None:
                 raise _NotShown(key)
+            if not keyword(self, rule, schema, base, value):
+                return False
         return True
 
-    def members(self, key: str, schema: dict, base: str, value: dict) -> bool:
-        """One of the three object-member keywords of ``schema`` on ``value``."""
+    def members(self, schema: dict, base: str, value: dict) -> bool:
+        """``properties``, ``patternProperties`` and ``additionalProperties`` on ``value``."""
         properties = schema.get("properties", {})
         patterns = schema.get("patternProperties", {})
-        if key == "properties":
-            return all(
-                self.check(sub, base, value[name])
-                for name, sub in properties.items()
-                if name in value
-            )
-        if key == "patternProperties":
-            return all(
-                self.check(sub, base, member)
-                for pattern, sub in patterns.items()
-                for name, member in value.items()
-                if re.search(pattern, name)
-            )
-        extra = [
-            member
-            for name, member in value.items()
-            if name not in properties and not any(re.search(p, name) for p in patterns)
-        ]
-        return all(self.check(schema[key], base, member) for member in extra)
+        for name, member in value.items():
+            matched = [sub for pattern, sub in patterns.items() if re.search(pattern, name)]
+            if name in properties:
+                matched.append(properties[name])
+            elif not matched and "additionalProperties" in schema:
+                matched.append(schema["additionalProperties"])
+            if not all(self.check(sub, base, member) for sub in matched):
+                return False
+        return True
 
     def items(self, schema: dict, base: str, value: list) -> bool:
         """``items`` (and ``additionalItems`` with a list of ``items``) on ``value``."""
@@ -233,3 +156,92 @@ class _Checker:
         return not extra or all(
             self.check(schema.get("additionalItems", True), base, item) for item in extra
         )
+
+
+# ---------------------------------------------------------------------------
+# keywords: (checker, rule, schema, base, value) -> shown valid
+
+
+def _id(c: _Checker, rule: Any, schema: dict, base: str, value: Any) -> bool:
+    if urljoin(base, rule) != base:  # a nested base: not followed here
+        raise _NotShown("$id")
+    return True
+
+
+def _ref(c: _Checker, rule: Any, schema: dict, base: str, value: Any) -> bool:
+    target, target_base = c.resolve(base, rule)
+    return c.check(target, target_base, value)
+
+
+def _type(c: _Checker, rule: Any, schema: dict, base: str, value: Any) -> bool:
+    names = [rule] if isinstance(rule, str) else rule
+    if any(name not in _TYPES for name in names):
+        raise _NotShown(f"type {rule}")
+    return any(_TYPES[name](value) for name in names)
+
+
+def _members(c: _Checker, rule: Any, schema: dict, base: str, value: Any) -> bool:
+    """The three member keywords together (``check`` calls it once per schema)."""
+    return not isinstance(value, dict) or c.members(schema, base, value)
+
+
+_MEMBER_KEYWORDS = frozenset({"properties", "patternProperties", "additionalProperties"})
+
+
+def _items(c: _Checker, rule: Any, schema: dict, base: str, value: Any) -> bool:
+    return not isinstance(value, list) or c.items(schema, base, value)
+
+
+def _unique(c: _Checker, rule: Any, schema: dict, base: str, value: Any) -> bool:
+    if not rule or not isinstance(value, list):
+        return True
+    return len({canonical(item) for item in value}) == len(value)
+
+
+def _if(c: _Checker, rule: Any, schema: dict, base: str, value: Any) -> bool:
+    branch = "then" if c.check(rule, base, value) else "else"
+    return branch not in schema or c.check(schema[branch], base, value)
+
+
+def _done_elsewhere(c: _Checker, rule: Any, schema: dict, base: str, value: Any) -> bool:
+    return True  # then/else (checked with if), additionalItems (with items)
+
+
+def _bound(kind: Callable[[Any], bool], test: Callable[[Any, Any], bool]):
+    """A keyword ``test(value, rule)`` on the values of one ``kind`` (others pass)."""
+    return lambda c, rule, schema, base, value: not kind(value) or test(value, rule)
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+_KEYWORDS: dict[str, Callable[[_Checker, Any, dict, str, Any], bool]] = {
+    "$id": _id,
+    "$ref": _ref,
+    "type": _type,
+    "properties": _members,
+    "patternProperties": _members,
+    "additionalProperties": _members,
+    "items": _items,
+    "additionalItems": _done_elsewhere,
+    "then": _done_elsewhere,
+    "else": _done_elsewhere,
+    "if": _if,
+    "uniqueItems": _unique,
+    "required": _bound(_TYPES["object"], lambda v, r: all(name in v for name in r)),
+    "minProperties": _bound(_TYPES["object"], lambda v, r: len(v) >= r),
+    "minItems": _bound(_TYPES["array"], lambda v, r: len(v) >= r),
+    "maxItems": _bound(_TYPES["array"], lambda v, r: len(v) <= r),
+    "pattern": _bound(_is_str, lambda v, r: re.search(r, v) is not None),
+    "minLength": _bound(_is_str, lambda v, r: len(v) >= r),
+    "maxLength": _bound(_is_str, lambda v, r: len(v) <= r),
+    "minimum": _bound(_number, lambda v, r: v >= r),
+    "maximum": _bound(_number, lambda v, r: v <= r),
+    "enum": lambda c, rule, schema, base, value: any(same(value, each) for each in rule),
+    "const": lambda c, rule, schema, base, value: same(value, rule),
+    "allOf": lambda c, rule, schema, base, value: all(c.check(s, base, value) for s in rule),
+    "anyOf": lambda c, rule, schema, base, value: any(c.check(s, base, value) for s in rule),
+    "oneOf": lambda c, rule, schema, base, value: sum(c.check(s, base, value) for s in rule) == 1,
+    "not": lambda c, rule, schema, base, value: not c.check(rule, base, value),
+}
