@@ -273,13 +273,15 @@ IDLE = """\
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="a BLAS pool of one has no worker")
-def test_idle_blas_workers_of_a_forked_block_sleep_instead_of_spinning(tmp_path, monkeypatch):
+@pytest.mark.parametrize("kind", ["fork", "subprocess"])
+def test_idle_blas_workers_of_a_block_sleep_instead_of_spinning(tmp_path, monkeypatch, kind):
     """OpenBLAS's workers spin 2**28 cycles (~0.1 s) when idle by default, a core burnt
-    for the life of a small block: the server's children spin 2**20 cycles (1 ms or less)."""
+    for the life of a small block: the scripts' spin 2**20 cycles (1 ms or less), whether
+    the fork server loaded numpy or the script (``beat_backend.scripts``) did."""
     for name in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS",
                  "MKL_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
-    spawner = make_spawner("fork")
+    spawner = make_spawner(kind)
     runner, provider, cache = _block(tmp_path)
     report = tmp_path / "idle.txt"
     _scripts.edit(runner / CODE, PROCESS, PROCESS + IDLE.format(path=str(report)))

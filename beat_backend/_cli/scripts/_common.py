@@ -18,6 +18,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 
+from ..._core import blas
 from ..._core.errors import ConfigurationError, SystemFailure
 from ..._version import __version__
 from ._errors import user_code
@@ -214,8 +215,12 @@ def run_script(
     """``body(args, logger)`` under :func:`script_logging` and :func:`sigterm_raises`.
 
     After SIGTERM, ``terminated`` is logged (at ``terminated_level``) and
-    :data:`TERMINATED_STATUS` returned.
+    :data:`TERMINATED_STATUS` returned. numpy is loaded first, its idle BLAS workers
+    sleeping after 2**20 cycles instead of spinning ~0.1 s beside the script's own
+    work (unless ``OPENBLAS_THREAD_TIMEOUT`` is set; the pool size and the environment
+    the user code sees are the user's: see :mod:`beat_backend._core.blas`).
     """
+    blas.import_numpy(single_threaded=False, idle_spin=True)
     with script_logging(script, args.debug, logger_name) as logger:
         try:
             with sigterm_raises():
