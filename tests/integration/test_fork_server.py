@@ -224,6 +224,22 @@ REPORT = """\
             json.dump({{'pool': get(), 'env': {{n: os.environ.get(n) for n in names}}}}, f)
 """
 
+def _run_with(folder, kind: str, code: str):
+    """Run the test block through a ``kind`` spawner, ``code`` (formatted with the
+    report's ``path``) appended to its ``process``; the report's path."""
+    spawner = make_spawner(kind)
+    runner, provider, cache = _block(folder)
+    report = folder / "report.txt"
+    _scripts.edit(runner / CODE, PROCESS, PROCESS + code.format(path=str(report)))
+    try:
+        result = run_block_processes(str(runner), str(cache), db_dir=str(provider),
+                                     spawner=spawner)
+    finally:
+        spawner.close()
+    assert result.status == 0, (result.system_error, result.stderr)
+    return report
+
+
 BLAS_ENVS = [
     {},
     {"OPENBLAS_NUM_THREADS": "1"},
@@ -243,17 +259,8 @@ def test_a_block_sees_the_blas_configuration_asked_for(tmp_path, monkeypatch, as
     monkeypatch.setenv("PYTHONWARNINGS", "error")  # the server too: a fork with threads raises
     reports = {}
     for kind in ("subprocess", "fork"):
-        spawner = make_spawner(kind)  # (after the environment is set: the server's is ours)
-        folder = tmp_path / kind
-        runner, provider, cache = _block(folder)
-        report = folder / "blas.json"
-        _scripts.edit(runner / CODE, PROCESS, PROCESS + REPORT.format(path=str(report)))
-        try:
-            result = run_block_processes(str(runner), str(cache), db_dir=str(provider),
-                                         spawner=spawner)
-        finally:
-            spawner.close()
-        assert result.status == 0, (result.system_error, result.stderr)
+        # (the spawner is made after the environment is set: the server's is ours)
+        report = _run_with(tmp_path / kind, kind, REPORT)
         reports[kind] = json.loads(report.read_text())
     assert reports["fork"] == reports["subprocess"]
     assert reports["fork"]["pool"] == blas_threads(asked)
@@ -281,16 +288,7 @@ def test_idle_blas_workers_of_a_block_sleep_instead_of_spinning(tmp_path, monkey
     for name in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS",
                  "MKL_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
-    spawner = make_spawner(kind)
-    runner, provider, cache = _block(tmp_path)
-    report = tmp_path / "idle.txt"
-    _scripts.edit(runner / CODE, PROCESS, PROCESS + IDLE.format(path=str(report)))
-    try:
-        result = run_block_processes(str(runner), str(cache), db_dir=str(provider),
-                                     spawner=spawner)
-    finally:
-        spawner.close()
-    assert result.status == 0, (result.system_error, result.stderr)
+    report = _run_with(tmp_path, kind, IDLE)
     assert float(report.read_text()) < 0.05  # CPU seconds while idle 0.3 s (spinning: ~0.1)
 
 

@@ -18,18 +18,9 @@ import pytest
 from _paths import DATA, EXAMPLE_PREFIX, GOLDEN, REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_schemas import KIND_OF_FOLDER
 
 from beat_backend._assets import schemafast, schemas
-
-KIND_OF_FOLDER = {
-    "dataformats": "dataformat",
-    "algorithms": "algorithm",
-    "libraries": "library",
-    "databases": "database",
-    "protocoltemplates": "protocoltemplate",
-    "toolchains": "toolchain",
-    "experiments": "experiment",
-}
 
 
 def _declarations() -> list[tuple[str, str, object]]:
