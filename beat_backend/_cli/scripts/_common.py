@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
 import traceback
@@ -261,6 +260,8 @@ def switch_user(uid: int, logger: logging.Logger) -> None:
             "beat-nobody",
         ]
         logger.debug("creating user: %s", " ".join(command))
+        import subprocess  # (only here: every script start would pay its import)
+
         try:
             status = subprocess.call(command)
         except OSError:

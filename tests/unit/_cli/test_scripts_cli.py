@@ -677,7 +677,7 @@ def test_execute_user_creation_failure(platform, tmp_path, monkeypatch):
     with pytest.raises(KeyError):
         pwd.getpwuid(uid)
     calls = []
-    monkeypatch.setattr(common.subprocess, "call", lambda cmd: calls.append(cmd) or 1)
+    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 1)
     directory = _runner_dir(tmp_path, json.dumps({"uid": uid}))
     assert facade("execute").main([platform.address, str(directory)]) == 1
     platform.join(5)
@@ -750,7 +750,7 @@ def test_provider_main_in_a_multiprocessing_process(tmp_path, golden_dir, contex
 
 def test_provider_datasets_uid_creation_failure(tmp_path, cache, context, monkeypatch, capsys):
     uid = 4242424
-    monkeypatch.setattr(common.subprocess, "call", lambda cmd: 1)
+    monkeypatch.setattr(subprocess, "call", lambda cmd: 1)
     directory = tmp_path / "dir"
     directory.mkdir()
     (directory / "configuration.json").write_text(json.dumps({"datasets_uid": uid, "inputs": {}}))
