@@ -20,7 +20,9 @@ from collections.abc import Iterable, Iterator
 
 import numpy
 
-from .._core.errors import FieldsError
+from .._cache.source import CachedDataSource
+from .._core.errors import DecodingError, FieldsError
+from .._format.codegen import VIEWS
 
 
 def _count(value, what: str, minimum: int) -> int:
@@ -57,49 +59,54 @@ class Batch:
     ``batch["input"]``: the list of that input's data objects, one per unit (a
     unit of the input that covers several units appears once per unit, as the
     same object); ``batch.column("input", "field")``: that field stacked into
-    one numpy array.
+    one new numpy array. The data is read when the batch is first used.
     """
 
-    __slots__ = ("indices", "data_indices", "_data")
+    __slots__ = ("indices", "data_indices", "_parts")
 
-    def __init__(self, indices: list[int], data_indices: list[tuple], data: dict[str, list]):
+    def __init__(self, indices: list[int], data_indices: list[tuple], parts: dict):
         self.indices = indices
         self.data_indices = data_indices
-        self._data = data
+        self._parts = parts  # input name -> _Part
 
     def __repr__(self) -> str:
-        return f"<Batch of {len(self.indices)} units {list(self._data)}>"
+        return f"<Batch of {len(self.indices)} units {list(self._parts)}>"
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def input_names(self) -> list[str]:
         """Names of the inputs the batch holds."""
-        return list(self._data)
+        return list(self._parts)
+
+    def _part(self, input_name: str) -> _Part:
+        try:
+            return self._parts[input_name]
+        except KeyError:
+            known = ", ".join(repr(name) for name in self._parts)
+            raise KeyError(f"no input {input_name!r} in this batch (inputs: {known})") from None
 
     def __getitem__(self, input_name: str) -> list:
-        try:
-            return self._data[input_name]
-        except KeyError:
-            known = ", ".join(repr(name) for name in self._data)
-            raise KeyError(f"no input {input_name!r} in this batch (inputs: {known})") from None
+        return self._part(input_name).objects()
 
     def column(self, input_name: str, field: str) -> numpy.ndarray:
         """``field`` of every unit of ``input_name``, stacked along a new first axis.
 
         One numpy operation builds the array (shape ``(len(batch), *field_shape)``,
-        the field's dtype). ``field`` may be dotted (``"point.x"``) for nested
-        formats. Units whose arrays differ in shape (variable-size arrays)
-        raise ``ValueError`` naming the input, the field and two of the shapes.
+        the field's dtype); it shares no memory with the data objects. ``field``
+        may be dotted (``"point.x"``) for nested formats. Units whose arrays
+        differ in shape (variable-size arrays) raise ``ValueError`` naming the
+        input, the field and two of the shapes. From a cached input read before
+        ``batch[input]``, the units' arrays are not copied before this one copy.
         """
-        values = self[input_name]
-        getter = operator.attrgetter(field)
+        part = self._part(input_name)
         try:
-            items = [getter(value) for value in values]
+            items = part.fields(operator.attrgetter(field))
         except AttributeError:
             raise FieldsError(
                 f"batch.column({input_name!r}, {field!r}): the data of input "
                 f"`{input_name}' has no field `{field}'"
+                + (" (some units have no data)" if None in part.objects() else "")
             ) from None
         try:
             return numpy.array(items)
@@ -113,6 +120,112 @@ class Batch:
                 f"have `{field}' of different shapes, {shapes[0]} and {other}: they cannot be "
                 f"stacked (read them one by one from batch[{input_name!r}])"
             ) from None
+
+
+class _Input:
+    """The reads of one input during a pass (``read(k)``: the data of its unit ``k``).
+
+    ``raw``: ``(payload(k), decode)`` for a cached source of packed units
+    (``None`` otherwise): a batch then takes each unit's packed bytes (a view
+    of the file's memory map) and decodes them as it needs.
+    """
+
+    __slots__ = ("read", "raw", "work", "last")
+
+    def __init__(self, source, pieces: list, positional: bool, work):
+        if positional:
+            getitem = source.__getitem__
+            self.read = lambda k: getitem(k)[0]
+        else:
+            get = source.getAtDataIndex
+            self.read = lambda k: get(pieces[k][0])[0]
+        self.raw = None
+        if (
+            positional
+            and isinstance(source, CachedDataSource)
+            and source.unpack
+            and source.encoding == "binary"
+        ):
+            payload = source.wire_payload
+            self.raw = (lambda k: payload(k)[0], source.dataformat.type._decode)
+        self.work = work
+        self.last = (-1, None)  # a unit spanning consecutive batches is read once
+
+    def objects(self, ks: list) -> dict:
+        """``{k: data}`` of the units ``ks`` (sorted), read in that order."""
+        values = {}
+        for k in ks:
+            if k == self.last[0]:
+                values[k] = self.last[1]
+                continue
+            if self.work is not None:
+                self.work.fetches += 1
+            values[k] = self.read(k)
+            self.last = (k, values[k])
+        return values
+
+    def payloads(self, ks: list) -> dict:
+        if self.work is not None:
+            self.work.fetches += len(ks)
+        payload = self.raw[0]
+        return {k: payload(k) for k in ks}
+
+
+def _decoded(decode, payloads: dict, share) -> dict | None:
+    """``{k: object}`` decoded from ``payloads``, or ``None`` if one does not decode whole."""
+    values = {}
+    try:
+        for k, buf in payloads.items():
+            values[k], used = decode(buf, 0, share)
+            if used != len(buf):
+                return None
+    # the source's own read then reports the problem, naming the file and the record
+    except (DecodingError, ValueError, TypeError, OverflowError, MemoryError, SystemError):
+        return None
+    return values
+
+
+class _Part:
+    """The units of one input in one batch (``wanted``: its unit for each, -1 for none)."""
+
+    __slots__ = ("wanted", "input", "_objects", "_payloads", "_views")
+
+    def __init__(self, wanted: list[int], source: _Input):
+        self.wanted = wanted
+        self.input = source
+        self._objects = None
+        self._payloads = None
+        self._views = None  # read-only objects over the payloads (False: none), for ``fields``
+
+    def _units(self) -> list[int]:
+        return sorted(set(self.wanted) - {-1})
+
+    def objects(self) -> list:
+        if self._objects is None:
+            values = None
+            if self._payloads is not None:
+                values = _decoded(self.input.raw[1], self._payloads, False)
+                self._payloads = self._views = None
+            if values is None:
+                values = self.input.objects(self._units())
+            values[-1] = None
+            self._objects = [values[k] for k in self.wanted]
+        return self._objects
+
+    def fields(self, getter) -> list:
+        """``getter(data)`` of every unit (from views of the packed units when possible)."""
+        if self._objects is None and self.input.raw is not None and self._views is not False:
+            if self._views is None:
+                if self._payloads is None:
+                    self._payloads = self.input.payloads(self._units())
+                views = _decoded(self.input.raw[1], self._payloads, VIEWS)
+                if views is not None:
+                    views[-1] = None
+                self._views = False if views is None else views
+            if self._views:
+                views = self._views
+                return [getter(views[k]) for k in self.wanted]
+        return [getter(value) for value in self.objects()]
 
 
 def _owners(units: list, pieces: list) -> list[int]:
@@ -137,15 +250,18 @@ def iter_batches(
     seed: int | None = None,
     drop_last: bool = False,
     caller: str = "batches()",
+    positional: bool = False,
     work=None,
 ) -> Iterator[Batch]:
     """Batches of ``size`` over ``units`` (the mixed ``(start, end)`` of a loader or view).
 
     ``infos`` maps each input to ``{"data_source", "data_indices"}`` (its units
-    there, sorted). Arguments are checked now; the data is read as the batches
-    are taken, each unit of an input once per batch (and once across
-    consecutive batches that share it), in increasing data index order.
-    ``work`` (a ``WorkCounter``) counts the reads as ``fetches``.
+    there, sorted: with ``positional``, the source's own units, read as
+    ``source[k]``; else pieces of them, read with ``getAtDataIndex``).
+    Arguments are checked now; a batch reads its data when first used, each
+    unit of an input once per batch (and once across consecutive batches
+    that share it), in increasing data index order. ``work`` (a
+    ``WorkCounter``) counts the reads as ``fetches``.
     """
     size = _count(size, f"{caller}: size", 1)
     if seed is not None:
@@ -157,32 +273,21 @@ def iter_batches(
     n = len(units)
     order = shuffled(n, seed) if shuffle else range(n)
     stop = n - n % size if drop_last else n
-    return _generate(units, infos, order, size, stop, work)
+    return _generate(units, infos, order, size, stop, positional, work)
 
 
-def _generate(units, infos, order, size, stop, work) -> Iterator[Batch]:
+def _generate(units, infos, order, size, stop, positional, work) -> Iterator[Batch]:
     inputs = []
     for name, info in infos.items():
         pieces = info["data_indices"]
         if work is not None:
             work.steps += len(units) + len(pieces)
-        inputs.append((name, info["data_source"], pieces, _owners(units, pieces), [-1, None]))
+        source = _Input(info["data_source"], pieces, positional, work)
+        inputs.append((name, source, _owners(units, pieces)))
     for first in range(0, stop, size):
         indices = list(order[first : min(first + size, stop)])
-        data = {}
-        for name, source, pieces, owners, last in inputs:
-            wanted = [owners[i] for i in indices]
-            read = {-1: None}
-            for k in sorted(set(wanted) - {-1}):
-                if k == last[0]:
-                    read[k] = last[1]
-                    continue
-                if work is not None:
-                    work.fetches += 1
-                read[k] = source.getAtDataIndex(pieces[k][0])[0]
-                last[0], last[1] = k, read[k]
-            data[name] = [read[k] for k in wanted]
-        yield Batch(indices, [units[i] for i in indices], data)
+        parts = {name: _Part([owners[i] for i in indices], src) for name, src, owners in inputs}
+        yield Batch(indices, [units[i] for i in indices], parts)
 
 
 def _weights(weights, count: int) -> list[float]:

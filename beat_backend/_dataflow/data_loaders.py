@@ -268,6 +268,7 @@ class DataLoader:
             seed=seed,
             drop_last=drop_last,
             caller="DataLoader.batches()",
+            positional=True,  # infos[...]["data_indices"] are the sources' own units
             work=WORK,
         )
 

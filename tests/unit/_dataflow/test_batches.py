@@ -14,12 +14,20 @@ import sys
 import numpy
 import pytest
 
-from beat_backend._core.errors import FieldsError
+from beat_backend._cache.source import CachedDataSource
+from beat_backend._core.errors import CacheError, DecodingError, FieldsError
 from beat_backend._dataflow import data_loaders as impl
 from beat_backend._dataflow.batches import shuffled
+from beat_backend._format import codegen
 from beat_backend.data_loaders import Batch, DataLoader, mux
 from beat_backend.dataformat import DataFormat
-from beat_backend.testing import CountingDataSource, MemoryDataSource, make_prefix
+from beat_backend.testing import (
+    CountingDataSource,
+    MemoryDataSource,
+    make_prefix,
+    plain,
+    write_cache,
+)
 
 #: numpy.random.RandomState(0).permutation(10) and RandomState(7).permutation(12)
 KNOWN_0_10 = [2, 8, 4, 9, 1, 6, 7, 3, 0, 5]
@@ -161,11 +169,14 @@ def test_each_unit_is_read_once_per_pass_in_order():
     x, m = (loader.infos[name]["data_source"] for name in ("x", "m"))
     impl.WORK.reset()
     batches = list(loader.batches(3))
+    assert x.getitem_calls == m.getitem_calls == impl.WORK.fetches == 0  # read when used
+    assert [b["x"] for b in batches] == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
+    assert [b["m"] for b in batches] == [["m0"] * 3, ["m0", "m0", "m5"], ["m5"] * 3, ["m5"]]
     assert x.getitem_calls == 10
     assert m.getitem_calls == 2  # m0 spans batches 0-1, m5 batches 1-3: each read once
     assert impl.WORK.fetches == 12
-    assert [b["m"] for b in batches] == [["m0"] * 3, ["m0", "m0", "m5"], ["m5"] * 3, ["m5"]]
     assert batches[1]["m"][0] is batches[0]["m"][0]  # the same object, not a second read
+    assert x.getitem_calls == 10 and m.getitem_calls == 2  # a batch reads its data once
 
 
 def test_a_shuffled_pass_reads_each_unit_once_per_batch_in_data_index_order():
@@ -181,12 +192,12 @@ def test_a_shuffled_pass_reads_each_unit_once_per_batch_in_data_index_order():
 
     type(x).__getitem__ = spy
     try:
-        batches = list(loader.batches(4, shuffle=True, seed=0))
+        values = [(b["x"], b["m"]) for b in loader.batches(4, shuffle=True, seed=0)]
     finally:
         type(x).__getitem__ = original
     assert seen == sorted(KNOWN_0_10[:4]) + sorted(KNOWN_0_10[4:8]) + sorted(KNOWN_0_10[8:])
-    assert [b["x"] for b in batches] == [KNOWN_0_10[:4], KNOWN_0_10[4:8], KNOWN_0_10[8:]]
-    assert m.getitem_calls <= 2 * len(batches)
+    assert [x for x, _ in values] == [KNOWN_0_10[:4], KNOWN_0_10[4:8], KNOWN_0_10[8:]]
+    assert m.getitem_calls <= 2 * len(values)
 
 
 def test_view_batches():
@@ -293,6 +304,101 @@ def test_column_of_an_unknown_field_or_input(items):
         batch.column("item", "images")
     with pytest.raises(KeyError, match="no input 'other'"):
         batch.column("other", "image")
+
+
+def cached_loader(tmp_path, vector_lengths, encoding="binary"):
+    """A loader over ``t/item/1`` units written to a cache file set (read through its map)."""
+    prefix = make_prefix(tmp_path, FORMATS)
+    fmt = DataFormat(prefix, "t/item/1")
+    units = [
+        (
+            {
+                "id": numpy.uint64(10 + i),
+                "image": numpy.arange(6, dtype=numpy.float32).reshape(2, 3) + i,
+                "vector": numpy.full(length, i, dtype=numpy.float64),
+                "name": f"n{i}",
+                "where": {"x": float(i), "y": -float(i)},
+            },
+            i,
+            i,
+        )
+        for i, length in enumerate(vector_lengths)
+    ]
+    path = str(tmp_path / "cache" / "items.data")
+    (tmp_path / "cache").mkdir()
+    if encoding == "binary":
+        write_cache(path, fmt, units, split_after=[2])
+    else:
+        from beat_backend._cache.sink import CachedDataSink
+
+        sink = CachedDataSink()
+        sink.setup(path, fmt, 0, len(units) - 1, encoding="json")
+        for value, start, end in units:
+            sink.write(fmt.type(**value), start, end)
+        sink.close()
+    source = CachedDataSource()
+    assert source.setup(path, prefix)
+    assert source.encoding == encoding
+    loader = DataLoader("main")
+    loader.add("item", source)
+    return loader
+
+
+@pytest.mark.parametrize("encoding", ["binary", "json"])
+def test_column_of_a_cached_input(tmp_path, encoding):
+    """From a cache: the column is one copy of the packed arrays; objects decode once, later."""
+    loader = cached_loader(tmp_path, [3] * 6, encoding)
+    source = loader.infos["item"]["data_source"]
+    order = shuffled(6, 4)
+    for k, batch in enumerate(loader.batches(4, shuffle=True, seed=4)):
+        chunk = order[4 * k : 4 * k + 4]
+        image = batch.column("item", "image")
+        assert image.dtype == numpy.float32 and image.shape == (len(chunk), 2, 3)
+        assert image.flags.writeable and image.flags.owndata
+        expected = [numpy.arange(6, dtype=numpy.float32).reshape(2, 3) + i for i in chunk]
+        assert numpy.array_equal(image, numpy.stack(expected))
+        assert batch.column("item", "where.y").tolist() == [-float(i) for i in chunk]
+        assert batch.column("item", "name").tolist() == [f"n{i}" for i in chunk]
+        objects = batch["item"]  # decoded now, from the bytes read for the column
+        assert [int(o.id) for o in objects] == [10 + i for i in chunk]
+        assert all(o.image.flags.writeable for o in objects)
+        assert not any(numpy.shares_memory(o.image, image) for o in objects)
+        image[:] = -1
+        assert [float(o.image[0, 0]) for o in objects] == [float(i) for i in chunk]
+        assert [plain(o) for o in objects] == [plain(loader[i][0]["item"]) for i in batch.indices]
+        assert numpy.array_equal(batch.column("item", "vector")[:, 0], numpy.array(chunk, "f8"))
+    assert source.nb_bytes_read > 0
+
+
+def test_ragged_column_of_a_cached_input(tmp_path):
+    batch = next(iter(cached_loader(tmp_path, [2, 2, 5, 2]).batches(4)))
+    with pytest.raises(ValueError, match=r"different shapes, \(2,\) and \(5,\)"):
+        batch.column("item", "vector")
+    with pytest.raises(FieldsError, match="has no field `nope'"):
+        batch.column("item", "nope")
+
+
+def test_units_that_do_not_decode_as_views_are_read_by_the_source(tmp_path, monkeypatch):
+    loader = cached_loader(tmp_path, [3] * 4)
+    cls = loader.infos["item"]["data_source"].dataformat.type
+    decode = cls._decode
+
+    def no_views(buf, off, share, obj=None):
+        if share is codegen.VIEWS:
+            raise DecodingError("not as views")
+        return decode(buf, off, share, obj)
+
+    monkeypatch.setattr(cls, "_decode", staticmethod(no_views))
+    batch = next(iter(loader.batches(4)))
+    assert batch.column("item", "id").tolist() == [10, 11, 12, 13]
+
+    def broken(buf, off, share, obj=None):
+        raise DecodingError("broken")
+
+    monkeypatch.setattr(cls, "_decode", staticmethod(broken))
+    batch = next(iter(loader.batches(4)))
+    with pytest.raises(CacheError, match="cannot decode record 0..0 of `.*items.0.2.data'"):
+        batch.column("item", "id")  # the source's own error, naming the file and record
 
 
 # -- mux -----------------------------------------------------------------------------------------
