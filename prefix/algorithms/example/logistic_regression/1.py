@@ -7,9 +7,13 @@
 # `example/model/1`: `score` (linear_score/1) computes its logit.
 #
 # Every seed derives from the parameter `seed` through numpy's RandomState (a
-# frozen stream), and only element-wise numpy is used (no BLAS call, whose
-# threads may change the order of sums): the same parameters give the same
-# model bit for bit, on every run, with any --jobs and any launcher.
+# frozen stream), only element-wise numpy is used (no BLAS call, whose threads
+# may change the order of sums) and the exponential is the C library's (numpy's
+# vectorized exp differs in the last bits between numpy versions): the same
+# parameters give the same model bit for bit, on every run, with any --jobs and
+# any launcher, under numpy 1.26 and 2.x alike.
+
+import math
 
 import numpy
 
@@ -21,6 +25,14 @@ def minibatches(loader, sample, label, size, seed):
     for batch in loader.batches(size, shuffle=True, seed=seed):
         features = batch.column(sample, "features").astype(numpy.float64)
         yield features, batch.column(label, "value")
+
+
+def sigmoid(z):
+    """1 / (1 + e**-z), without overflow."""
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
 
 
 class Algorithm:
@@ -59,7 +71,7 @@ class Algorithm:
             for features, values in mux(streams, weights=sizes, seed=mux_seed):
                 target = (values == classes[1]).astype(numpy.float64)
                 logits = (features * weights).sum(axis=1) + bias
-                error = 1.0 / (1.0 + numpy.exp(-logits)) - target
+                error = numpy.array([sigmoid(z) for z in logits.tolist()]) - target
                 gradient = (features * error[:, None]).sum(axis=0) / len(error)
                 weights = weights - self.learning_rate * (gradient + self.l2 * weights)
                 bias = bias - self.learning_rate * float(error.sum() / len(error))
