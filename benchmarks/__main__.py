@@ -18,7 +18,7 @@ import time
 from ._harness import load_average, machine, table
 
 #: workload modules, in the order they run
-SUITES = ["formats", "cache", "remote", "executor", "startup", "latency", "overhead"]
+SUITES = ["formats", "cache", "remote", "executor", "batches", "startup", "latency", "overhead"]
 #: sections of RESULTS.md written by other means, kept as they are
 KEPT = ("dask", "notes")
 

@@ -4,6 +4,8 @@ A :class:`DataLoader` mixes the units of the inputs of one channel into their
 finest common segmentation (``mixDataIndices``); ``loader[i]`` gives the
 value of every input for mixed unit ``i``. A :class:`DataView` is the same
 over a sub-range. :class:`DataLoaderList` holds the loaders of a block.
+``loader.batches(size, shuffle=..., seed=...)`` and ``view.batches(...)``
+give minibatches (:class:`~.batches.Batch`, see ``batches.py``).
 
 Scaling: a lookup finds each input's unit by bisection (through the source's
 ``getAtDataIndex``) and fetches only when the unit changes; views are cut by
@@ -16,8 +18,10 @@ from __future__ import annotations
 
 import bisect
 import operator
+from collections.abc import Iterator
 
 from .._cache.index import mixDataIndices
+from .batches import Batch, iter_batches
 
 _NONE3 = (None, None, None)
 
@@ -146,6 +150,30 @@ class DataView:
         start, end = self.data_indices[index]
         return (_fetch(self.infos, start), start, end)
 
+    def batches(
+        self, size: int, *, shuffle: bool = False, seed: int | None = None, drop_last: bool = False
+    ) -> Iterator[Batch]:
+        """Minibatches of ``size`` units of the view, each unit exactly once per pass.
+
+        Without ``shuffle`` the batches come in unit order and the last one may
+        be shorter (``drop_last=True`` drops it). ``shuffle=True`` needs an
+        integer ``seed`` (``ValueError`` without one): the order is
+        ``numpy.random.RandomState(seed).permutation(count())``, the same on every
+        numpy and Python version and in every process. A ``seed`` without
+        ``shuffle`` is checked and unused. Each input's units are read once per
+        batch, in data index order; see :class:`Batch` for what a batch holds.
+        """
+        return iter_batches(
+            self.data_indices,
+            self.infos,
+            size,
+            shuffle=shuffle,
+            seed=seed,
+            drop_last=drop_last,
+            caller="DataView.batches()",
+            work=WORK,
+        )
+
     def __getstate__(self):
         state = self.__dict__.copy()
         state["infos"] = _cleared(self.infos)
@@ -218,6 +246,31 @@ class DataLoader:
             return _NONE3
         start, end = self.mixed_data_indices[index]
         return (_fetch(self.infos, start), start, end)
+
+    def batches(
+        self, size: int, *, shuffle: bool = False, seed: int | None = None, drop_last: bool = False
+    ) -> Iterator[Batch]:
+        """Minibatches of ``size`` units, each unit exactly once per pass.
+
+        Without ``shuffle`` the batches come in unit order and the last one may
+        be shorter (``drop_last=True`` drops it). ``shuffle=True`` needs an
+        integer ``seed`` (``ValueError`` without one): the order is
+        ``numpy.random.RandomState(seed).permutation(count())``, the same on every
+        numpy and Python version and in every process. A ``seed`` without
+        ``shuffle`` is checked and unused. Each input's units are read once per
+        batch, in data index order; see :class:`Batch` for what a batch holds.
+        """
+        return iter_batches(
+            self.mixed_data_indices,
+            self.infos,
+            size,
+            shuffle=shuffle,
+            seed=seed,
+            drop_last=drop_last,
+            caller="DataLoader.batches()",
+            positional=True,  # infos[...]["data_indices"] are the sources' own units
+            work=WORK,
+        )
 
     def view(self, input_name: str, index: int) -> DataView | None:
         """The mixed units inside unit ``index`` of ``input_name`` (``None`` if no such unit)."""

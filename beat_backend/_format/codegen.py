@@ -72,6 +72,10 @@ def _read_str(buf, off, what):
 
 _DIMS: dict = {}  # ndims -> struct of the dimensions
 
+#: ``share`` value of ``_decode``: numeric arrays are views of ``buf`` even when it is
+#: read-only (read-only arrays then: for values read and dropped, e.g. ``Batch.column``)
+VIEWS = "views"
+
 
 def _dims_struct(ndims):
     dims = _DIMS.get(ndims)
@@ -104,7 +108,7 @@ def _read_numeric_array(buf, off, ndims, dtype, what, share):
     arr = numpy.frombuffer(buf, dtype=dtype, count=count, offset=off)
     if ndims != 1:
         arr = arr.reshape(dims)
-    if not (share and arr.flags.writeable):
+    if share is not VIEWS and not (share and arr.flags.writeable):
         arr = arr.copy()
     return arr, off + nbytes
 

@@ -70,7 +70,8 @@ FACADES: dict[str, tuple[list[str], list[str]]] = {
         ["SynchronizationListener", "Output", "RemotelySyncedOutput", "OutputList"],
         [],
     ),
-    "beat_backend.data_loaders": (["DataView", "DataLoader", "DataLoaderList"], []),
+    # minibatches and multiplexing for autonomous algorithms (issue 19)
+    "beat_backend.data_loaders": (["DataView", "DataLoader", "DataLoaderList"], ["Batch", "mux"]),
     "beat_backend.stats": (["io_statistics", "update"], []),
     "beat_backend.execution": (
         [

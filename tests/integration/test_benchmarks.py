@@ -2,7 +2,7 @@
 
 ``scripts/make_chain_prefix.py`` writes a prefix that ``beat-backend run``
 runs as it is (every copy block and the analyzer ran, the analyzer counted
-every unit); the ``overhead`` and ``latency`` sections run in their quick
+every unit); the ``overhead``, ``latency`` and ``batches`` (issue 19) sections run in their quick
 mode (smoke runs, figures not checked) without touching RESULTS.md.
 """
 
@@ -66,6 +66,14 @@ def test_overhead_quick(tmp_path):
     assert "| copy block, in-process executor, 20000 small records |" in out
     assert "| example `score` block, in-process executor, 20000 units |" in out
     assert "| example `score` block, beat-backend run, 20000 units (default launcher) |" in out
+
+
+def test_batches_quick(tmp_path):
+    out = _quick("batches", tmp_path)
+    for order in ("in order", "shuffled (seed 0)"):
+        row = f"| batches(256) + column, 5000 64x64 float32 images, {order} |"
+        assert row in out
+    assert "| >= 0.8x loader[i] |" in out
 
 
 @pytest.mark.slow

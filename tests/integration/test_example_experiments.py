@@ -27,20 +27,24 @@ from beat_backend.dataformat import DataFormat
 
 PREFIX = EXAMPLE_PREFIX
 
-TOOLCHAINS = ["example/two_classes/1", "example/threshold_loop/1"]
+TOOLCHAINS = ["example/two_classes/1", "example/threshold_loop/1", "example/train_dev/1"]
+LOGISTIC = "example/example/train_dev/1/logistic"
 EXPERIMENTS = {
     "example/example/two_classes/1/linear": "default",
     "example/example/two_classes/1/linear_small": "small",
     "example/example/threshold_loop/1/tune": "small",
+    LOGISTIC: "default",
 }
 PIPELINE = ["normalize_train", "training", "normalize_test", "score"]
 ORDER = {
     "example/example/two_classes/1/linear": [*PIPELINE, "analysis"],
     "example/example/two_classes/1/linear_small": [*PIPELINE, "analysis"],
     "example/example/threshold_loop/1/tune": [*PIPELINE, "tune", "analysis", "report"],
+    LOGISTIC: ["normalize_train", "normalize_dev", *PIPELINE[1:], "analysis"],
 }
 DEPENDENCIES = {
     "normalize_train": set(),
+    "normalize_dev": set(),
     "training": {"normalize_train"},
     "normalize_test": set(),
     "score": {"normalize_test", "training"},
@@ -48,6 +52,17 @@ DEPENDENCIES = {
     "tune": {"score"},
     "report": {"tune"},
 }
+#: the training block of train_dev/1 reads two channels (train and dev)
+DEPENDENCIES_OF = {LOGISTIC: {**DEPENDENCIES, "training": {"normalize_train", "normalize_dev"}}}
+#: the algorithm of the block `training' and its `globals' parameters
+TRAINING = {
+    name: ("example/train_linear/1", {"method": "lda", "regularization": 0.001})
+    for name in EXPERIMENTS
+}
+TRAINING[LOGISTIC] = (
+    "example/logistic_regression/1",
+    {"learning_rate": 0.5, "epochs": 30, "batch_size": 16, "l2": 0.001, "seed": 7},
+)
 
 
 def read(relative):
@@ -77,7 +92,9 @@ def test_experiments_validate_against_the_schema(name):
     assert beat_backend.validate("experiment", data)[1] == []
     assert len(data["description"]) <= 100
     assert data["globals"]["environment"] == {"name": "beat_backend", "version": "1"}
-    assert data["globals"]["example/train_linear/1"]["method"] == "lda"
+    algorithm, parameters = TRAINING[name]
+    assert data["blocks"]["training"]["algorithm"] == algorithm
+    assert data["globals"][algorithm] == parameters
     assert {d["protocol"] for d in data["datasets"].values()} == {EXPERIMENTS[name]}
 
 
@@ -189,7 +206,8 @@ def test_experiment_rules(name):
 
     order, deps = spec_order(toolchain)
     assert order == ORDER[name]
-    assert {k: v for k, v in deps.items() if k in order} == {k: DEPENDENCIES[k] for k in order}
+    expected = DEPENDENCIES_OF.get(name, DEPENDENCIES)
+    assert {k: v for k, v in deps.items() if k in order} == {k: expected[k] for k in order}
 
     for section in ("datasets", "blocks", "loops", "analyzers"):
         assert set(experiment.get(section, {})) == {i["name"] for i in toolchain[section]}
@@ -358,12 +376,12 @@ def test_experiments_are_valid_and_plan(name):
     plan = experiment.setup()
     assert list(plan) == ORDER[name]
     for item, entry in plan.items():
-        assert set(entry["dependencies"]) == DEPENDENCIES[item], item
+        assert set(entry["dependencies"]) == DEPENDENCIES_OF.get(name, DEPENDENCIES)[item], item
 
     declaration = read(f"experiments/{name}.json")
     training = plan["training"]["configuration"]
     assert training["channel"] == "train"
-    assert training["parameters"] == declaration["globals"]["example/train_linear/1"]
+    assert training["parameters"] == declaration["globals"][TRAINING[name][0]]
     assert training["environment"] == {"name": "beat_backend", "version": "1"}
     assert training["queue"] == "default"
     assert training["outputs"]["model"]["channel"] == "train"
@@ -408,3 +426,23 @@ def test_small_variant_differs_from_linear_only_by_protocol():
         entry["protocol"] = "default"
     del linear["description"], small["description"]
     assert linear == small
+
+
+def test_logistic_differs_from_linear_by_the_dev_set_and_the_training():
+    """train_dev/1/logistic: linear's blocks and datasets, plus `dev' and its normalize block."""
+    linear = read("experiments/example/example/two_classes/1/linear.json")
+    logistic = read(f"experiments/{LOGISTIC}.json")
+    assert logistic["datasets"] == {
+        **linear["datasets"],
+        "dev": {"database": "synthetic/1", "protocol": "default", "set": "dev"},
+    }
+    assert logistic["blocks"]["normalize_dev"] == linear["blocks"]["normalize_train"]
+    assert logistic["blocks"]["training"]["inputs"] == {
+        "sample": "samples",
+        "label": "labels",
+        "extra_sample": "dev_samples",
+        "extra_label": "dev_labels",
+    }
+    for block in ("normalize_train", "normalize_test", "score"):
+        assert logistic["blocks"][block] == linear["blocks"][block]
+    assert logistic["analyzers"] == linear["analyzers"]

@@ -16,8 +16,10 @@ from _paths import EXAMPLE_PREFIX
 import beat_backend
 from beat_backend._cli.main import main
 from beat_backend.algorithm import Algorithm
+from beat_backend.data_loaders import DataLoader, DataLoaderList
 from beat_backend.dataformat import DataFormat
 from beat_backend.library import Library
+from beat_backend.testing import MemoryDataSource
 
 PREFIX = EXAMPLE_PREFIX
 
@@ -29,6 +31,7 @@ ALGORITHMS = [
     "example/accuracy/1",
     "example/threshold_evaluator/1",
     "example/threshold_processor/1",
+    "example/logistic_regression/1",
 ]
 
 
@@ -97,6 +100,7 @@ def test_types():
         "sequential",
         "sequential_loop_evaluator",
         "sequential_loop_processor",
+        "autonomous",
     ]
     assert load("example/accuracy/1").isAnalyzer
     assert load("example/threshold_processor/1").splittable is False
@@ -208,6 +212,75 @@ def test_train_linear_parameters_and_errors():
     runner.setup({})
     samples, labels = two_clusters(n=3)
     loaders = FakeLoaderList(FakeLoader("train", sample=samples, label=labels[:1] * 6))
+    with pytest.raises(UserFailure, match="expected 2 classes, got 1"):
+        runner.process(data_loaders=loaders, outputs=FakeOutputs("model"))
+
+
+def labelled_loader(channel, samples, labels, sample="sample", label="label"):
+    """A real DataLoader over packed ``example/sample/1`` and ``example/label/1`` units."""
+    formats = {name: DataFormat(str(PREFIX), f"example/{name}/1") for name in ("sample", "label")}
+    loader = DataLoader(channel)
+    loader.add(sample, MemoryDataSource([vars(s) for s in samples], dataformat=formats["sample"]))
+    loader.add(label, MemoryDataSource([vars(x) for x in labels], dataformat=formats["label"]))
+    return loader
+
+
+def fit_logistic(parameters, n=40):
+    """(written, samples, labels) of logistic_regression/1 on two clusters + an extra set."""
+    algorithm = load("example/logistic_regression/1")
+    runner = algorithm.runner()
+    assert runner.setup(parameters)
+    samples, labels = two_clusters(n)
+    extra_samples, extra_labels = two_clusters(n // 2, seed=4)
+    loaders = DataLoaderList()
+    loaders.add(labelled_loader("train", samples, labels))
+    loaders.add(labelled_loader("dev", extra_samples, extra_labels, "extra_sample", "extra_label"))
+    assert runner.prepare(loaders)
+    outputs = FakeOutputs("model")
+    assert runner.process(data_loaders=loaders, outputs=outputs)
+    written = outputs["model"].written
+    check_written(algorithm, "model", written)
+    return written, samples, labels
+
+
+def test_logistic_regression_writes_one_model():
+    written, samples, labels = fit_logistic({"seed": 3})
+    assert len(written) == 1
+    model, end = written[0]
+    assert end == len(samples) - 1
+    assert model["classes"] == ["impostor", "genuine"]
+    assert model["weights"].dtype == numpy.float64 and model["weights"].shape == (3,)
+    scores = numpy.vstack([s.features for s in samples]) @ model["weights"] + model["bias"]
+    truth = numpy.array([int(lab.value) == 1 for lab in labels])
+    assert numpy.mean((scores > 0) == truth) > 0.95
+
+
+def test_logistic_regression_depends_only_on_its_seed():
+    first = fit_logistic({"seed": 3, "epochs": 5})[0][0][0]
+    again = fit_logistic({"seed": 3, "epochs": 5})[0][0][0]
+    assert first["weights"].tobytes() == again["weights"].tobytes()  # bit for bit
+    assert first["bias"] == again["bias"]
+    other = fit_logistic({"seed": 4, "epochs": 5})[0][0][0]
+    assert other["weights"].tobytes() != first["weights"].tobytes()
+
+
+def test_logistic_regression_parameters():
+    algorithm = load("example/logistic_regression/1")
+    assert {k: v["default"] for k, v in algorithm.parameters.items()} == {
+        "learning_rate": 0.5,
+        "epochs": 30,
+        "batch_size": 16,
+        "l2": 0.001,
+        "seed": 0,
+    }
+    with pytest.raises(ValueError, match="must be picked within interval"):
+        algorithm.runner().setup({"batch_size": 0})
+    runner = algorithm.runner(exc=UserFailure)
+    runner.setup({})
+    samples, labels = two_clusters(n=3)
+    loaders = DataLoaderList()
+    loaders.add(labelled_loader("train", samples, labels[:1] * 6))
+    loaders.add(labelled_loader("dev", samples, labels[:1] * 6, "extra_sample", "extra_label"))
     with pytest.raises(UserFailure, match="expected 2 classes, got 1"):
         runner.process(data_loaders=loaders, outputs=FakeOutputs("model"))
 

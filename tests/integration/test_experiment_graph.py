@@ -272,7 +272,7 @@ def test_usage_errors(prefix, cache, tmp_path, capsys):
 
     status, out, err = graph(capsys, prefix, cache, os.path.join(prefix, "experiments"))
     assert (status, out) == (2, "")
-    assert "holds 3 experiments; graph draws one: example/example/threshold_loop/1/tune" in err
+    assert "holds 4 experiments; graph draws one: example/example/threshold_loop/1/tune" in err
     status, out, err = graph(capsys, prefix, cache, "example/example/two_classes/1/nosuch")
     assert (status, out) == (2, "")
     assert err.startswith("experiment `example/example/two_classes/1/nosuch' is invalid:\n")

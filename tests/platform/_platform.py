@@ -28,6 +28,7 @@ EXPERIMENTS = (
     "example/example/two_classes/1/linear",
     "example/example/two_classes/1/linear_small",
     "example/example/threshold_loop/1/tune",
+    "example/example/train_dev/1/logistic",
 )
 
 

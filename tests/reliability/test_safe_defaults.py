@@ -44,6 +44,7 @@ PACKAGE = Path(beat_backend.__file__).resolve().parent
 REPO = PACKAGE.parent
 LINEAR = "example/example/two_classes/1/linear_small"
 TUNE = "example/example/threshold_loop/1/tune"
+LOGISTIC = "example/example/train_dev/1/logistic"
 
 #: the modules that handle what arrives over sockets
 MESSAGE_PATHS = sorted(
@@ -300,7 +301,7 @@ def test_the_runner_never_imports_user_code(tmp_path):
         marker = markers / code.relative_to(prefix).as_posix().replace("/", "_")
         code.write_text(MARKER.format(path=str(marker)) + code.read_text(encoding="utf-8"))
     cache = tmp_path / "cache"
-    for experiment in (LINEAR, TUNE):
+    for experiment in (LINEAR, TUNE, LOGISTIC):
         report = run_experiment(str(prefix), experiment, str(cache))
         assert report.ok, [(o.name, o.result and o.result.stderr[-500:]) for o in report.outcomes]
         assert report.results

@@ -173,3 +173,17 @@ def test_numeric_arrays_decode_to_their_shape_copied_unless_shared(shape, share)
         return
     with pytest.raises(DecodingError, match="truncated data while decoding p: need"):
         codegen._read_numeric_array(data[: 8 * len(shape) - 1], 0, len(shape), dtype, "p", share)
+
+
+def test_views_share_even_a_read_only_buffer():
+    """``share=VIEWS`` (used by ``Batch.column``): read-only views of read-only bytes."""
+    import numpy
+
+    value = numpy.arange(6, dtype="<f4").reshape(2, 3)
+    data = struct.pack("<2Q", 2, 3) + value.tobytes()
+    arr, end = codegen._read_numeric_array(data, 0, 2, numpy.dtype("float32"), "p", codegen.VIEWS)
+    assert end == len(data) and numpy.array_equal(arr, value)
+    assert numpy.shares_memory(arr, numpy.frombuffer(data, "u1"))
+    assert not arr.flags.writeable
+    copied, _ = codegen._read_numeric_array(data, 0, 2, numpy.dtype("float32"), "p", True)
+    assert copied.flags.writeable and not numpy.shares_memory(copied, numpy.frombuffer(data, "u1"))
