@@ -4,7 +4,8 @@ Nothing here imports or runs the code: a file is parsed (a syntax error is a
 :class:`SyntaxError` naming the file and line) and the names its module level
 binds are collected. The checks are conservative: a name that may come from
 elsewhere (``from x import *``, a base class, a decorator, a metaclass,
-``__getattr__``) is taken as present.
+``__getattr__``) is taken as present. The checks that need the code imported
+(the methods' signatures against the runners' calls) are in :mod:`.usercode`.
 """
 
 from __future__ import annotations
@@ -100,11 +101,14 @@ def outline(path: str) -> Outline:
     return found
 
 
-def required_methods(algorithm_type: str) -> tuple[str, ...]:
-    """Methods the ``Algorithm`` class of a type must have (loop evaluators: ``validate``)."""
-    if algorithm_type.endswith("_loop_evaluator"):
-        return ("validate",)
-    return ("process",)
+def required_methods(
+    algorithm_type: str, api_version: int = 2, analyzer: bool = False
+) -> tuple[str, ...]:
+    """Methods the ``Algorithm`` class of a type must have (:func:`.calltable.algorithm_calls`)."""
+    from .calltable import algorithm_calls
+
+    calls = algorithm_calls(algorithm_type, api_version, analyzer)
+    return tuple(call.method for call in calls if call.required)
 
 
 def missing_methods(cls: ast.ClassDef, methods) -> list[str]:

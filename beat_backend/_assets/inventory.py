@@ -26,6 +26,7 @@ maps each kind to the function that loads it and returns its errors.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 from collections.abc import Callable, Collection, Iterator
@@ -278,27 +279,43 @@ def _load_library(prefix: str, name: str, import_code: bool = True) -> list[str]
 
 
 def _algorithm_code_errors(algorithm, import_code: bool) -> list[str]:
-    """Errors of an algorithm's Python code: imported (``Algorithm`` built), or read
-    statically (syntax, the ``Algorithm`` class and the methods its type needs)."""
-    from .codecheck import missing_methods, required_methods
+    """Errors of an algorithm's Python code: imported, its ``Algorithm`` class checked
+    against the type (:mod:`.usercode`, nothing called), or read statically (syntax,
+    the ``Algorithm`` class and the methods its type needs)."""
+    from .calltable import algorithm_calls, label
+    from .codecheck import missing_methods
+    from .usercode import algorithm_errors, guarded, missing_class, missing_method
 
     name, code_path = algorithm.name, algorithm.storage.code.path
     if import_code:
+        from .loader import load_module
+
         try:
-            algorithm.runner()
-        except Exception as exc:
+            with guarded():
+                module = load_module(name.replace("/", "_"), code_path, algorithm.uses_dict())
+        except (Exception, SystemExit) as exc:  # sys.exit() in user code: an error too
             return [_code_error("algorithm", name, code_path, exc)]
-        return []
+        return algorithm_errors(module, algorithm)
     found, errors = _outline("algorithm", name, code_path)
     if found is None or not found.defines("Algorithm"):
-        return errors or [f"class `Algorithm' of algorithm `{name}' not found in {code_path}"]
+        needed_by = f"which algorithm `{name}' needs"
+        return errors or [missing_class(code_path, "Algorithm", sorted(found.classes), needed_by)]
     cls = found.classes.get("Algorithm")
-    missing = [] if cls is None else missing_methods(cls, required_methods(algorithm.type))
-    return [
-        f"class `Algorithm' of algorithm `{name}' ({code_path}, line {cls.lineno}) has no "
-        f"method `{method}', which algorithms of type `{algorithm.type}' need"
-        for method in missing
+    if cls is None:
+        return []
+    analyzer = bool(algorithm.isAnalyzer)
+    calls = algorithm_calls(algorithm.type, algorithm.api_version, analyzer)
+    calls = [c for c in calls if c.required]
+    missing = set(missing_methods(cls, [c.method for c in calls]))
+    methods = [
+        n.name
+        for n in cls.body
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        and not n.name.startswith("__")
     ]
+    where, expected = f"{code_path}:{cls.lineno}", label(algorithm.type, analyzer)
+    absent = [call for call in calls if call.method in missing]
+    return [missing_method(where, "Algorithm", absent, methods, expected)] if absent else []
 
 
 def _load_algorithm(prefix: str, name: str, import_code: bool = True) -> list[str]:
@@ -400,26 +417,29 @@ def _load_database(prefix: str, name: str, import_code: bool = True) -> list[str
                 views.append((protocol_name, set_name, entry.get("view")))
     code_path = db.storage.code.path
     if import_code:
+        from .usercode import guarded, view_errors
+
         try:
-            module = load_module(name.replace("/", "_"), code_path, {})
-        except Exception as exc:
+            with guarded():
+                module = load_module(name.replace("/", "_"), code_path, {})
+        except (Exception, SystemExit) as exc:
             return [*errors, _code_error("database", name, code_path, exc)]
+        return [*errors, *view_errors(module, code_path, name, views)]
+    found, code_errors = _outline("database", name, code_path)
+    if found is None:
+        return [*errors, *code_errors]
+    return [*errors, *_missing_view_classes(found, name, code_path, views)]
 
-        def is_class(view) -> bool:
-            return isinstance(getattr(module, view, None), type)
 
-    else:
-        found, code_errors = _outline("database", name, code_path)
-        if found is None:
-            return [*errors, *code_errors]
-        is_class = found.defines
-    for protocol_name, set_name, view in views:
-        if not isinstance(view, str) or not is_class(view):
-            errors.append(
-                f"view class `{view}' of set `{set_name}' of protocol `{protocol_name}' of "
-                f"database `{name}' not found in {code_path}"
-            )
-    return errors
+def _missing_view_classes(found, name: str, code_path: str, views) -> list[str]:
+    """The view classes the code surely lacks (read statically), one error per class."""
+    from .usercode import missing_view, views_by_class
+
+    return [
+        missing_view(code_path, view, sorted(found.classes), name, sets)
+        for view, sets in views_by_class(views).items()
+        if not found.defines(view)
+    ]
 
 
 LOADERS["protocoltemplate"] = _load_protocoltemplate

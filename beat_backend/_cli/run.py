@@ -467,7 +467,7 @@ def dry_run(args, prefix: str, experiments: list[str], cache: str) -> int:
         if args.block:
             the_plan.block(args.block)  # RunError for an unknown block
         plans.append(the_plan)
-    preflight.check_assets(plans)
+    preflight.check_assets(plans, [[p.block(args.block)] if args.block else p.items for p in plans])
     if args.graph:
         write_graph(plans[0], args.graph)
     if args.json:

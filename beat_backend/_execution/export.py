@@ -69,7 +69,7 @@ def export_block(
         prefix, experiment, cache_root, force={name} if force else False, reindex=reindex
     )
     item = the_plan.block(name)
-    preflight.check_assets([the_plan])
+    preflight.check_assets([the_plan], [[item]])
     staleness.refuse_stale([the_plan], [[item]])
     own = {d.hash for d in item.dataset_indexes}
     rebuilds = tuple(d for d in the_plan.rebuilds if d.hash in own)

@@ -7,14 +7,12 @@ raises: a hint it cannot work out is left out. Nothing here imports user code.
 
 from __future__ import annotations
 
-import ast
 import difflib
 import json
 import os
 import re
 
 from .._assets.closure import asset_path
-from .._assets.codecheck import outline
 from .._assets.inventory import AssetRef, find_assets
 from .._assets.toolchain import SMALLEST_REPRESENTATION
 from .._format.types import BASE_TYPES
@@ -27,11 +25,8 @@ _NAMED = re.compile(
     r"`([\w.-]+(?:/[\w.-]+)+)'"
 )
 _PARAMETER = re.compile(r"^(/[^:]*)/([^/:]+): cannot convert value `.*' to required type: '(.*)'$")
-_VIEW = re.compile(r"^view class `([^'`]*)' of set .* not found in (.+)$")
-_CLASS = re.compile(r"^class `Algorithm' of algorithm `[^'`]*' not found in (.+)$")
-_METHOD = re.compile(
-    r"^class `Algorithm' of algorithm `[^'`]*' \((.+), line \d+\) has no method `(\w+)'"
-)
+_CLASS = re.compile(r"^.+: no class (\S+) \(found: ([^)]*)\), which ")
+_METHOD = re.compile(r"^.+:\d+: (\S+) has no methods? ([\w, ]+) \(found: ([^)]*)\), (.*) needs ")
 _REPRESENTATION = "/: 'representation' is a required property"
 _SYNTAX = re.compile(r"SyntaxError: .* \((.+), line (\d+)\)$")
 _KINDS = {"protocol template": "protocoltemplate"}
@@ -146,34 +141,33 @@ def _parameter_hints(ctx: Context, ref: AssetRef, error: str) -> list[str]:
     return [f"`{parameter}' is not a parameter of {algorithm} (declared: {names})"]
 
 
-def _class_names(ctx: Context, path: str) -> tuple[str, list[str]]:
-    relative = os.path.relpath(path, ctx.prefix)
-    shown = path if relative.startswith(os.pardir) else relative.replace(os.sep, "/")
-    return shown, sorted(outline(path).classes)
+def _listed(text: str) -> list[str]:
+    return [] if text == "none" else text.split(", ")
 
 
 def _class_hints(ctx: Context, ref: AssetRef, error: str) -> list[str]:
-    match = _VIEW.match(error)
-    wanted = match.group(1) if match else "Algorithm"
-    match = match or _CLASS.match(error)
+    """A missing class (the message lists the classes found): the close names."""
+    match = _CLASS.match(error)
     if match is None:
         return []
-    shown, classes = _class_names(ctx, match.group(match.lastindex))
-    if not classes:
-        return [f"{shown} defines no class"]
-    found = [f"the classes of {shown} are: {', '.join(classes)}"]
-    close = _did_you_mean(wanted, classes)
-    return [close, *found] if close else found
+    close = _did_you_mean(match.group(1), _listed(match.group(2)))
+    return [close] if close else []
 
 
 def _method_hints(ctx: Context, ref: AssetRef, error: str) -> list[str]:
+    """Missing methods (the message lists the methods found): the close names; a view
+    without ``setup``/``get_output_mapping``: the base class that has them."""
     match = _METHOD.match(error)
     if match is None:
         return []
-    cls = outline(match.group(1)).classes["Algorithm"]
-    methods = [n.name for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
-    close = _did_you_mean(match.group(2), methods)
-    return [close] if close else []
+    owner, missing, found = match.group(1), match.group(2).split(", "), _listed(match.group(3))
+    hints = [h for h in (_did_you_mean(m, found) for m in missing) if h]
+    if match.group(4) == "a view" and {"setup", "get_output_mapping"} & set(missing):
+        hints.append(
+            f"derive {owner} from beat.backend.python.database.View: it has setup and "
+            "get_output_mapping"
+        )
+    return hints
 
 
 def _syntax_hints(ctx: Context, ref: AssetRef, error: str) -> list[str]:

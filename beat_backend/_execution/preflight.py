@@ -8,8 +8,13 @@ each asset once the way ``beat-backend check`` does
 (:func:`~beat_backend._assets.inventory.check_asset`) and raises
 :class:`~beat_backend._core.errors.RunRefused` listing every problem, with
 its file and field. :func:`refuse_invalid` does the same for an experiment
-that could not even be planned. Nothing here imports or runs user code: code
-is only parsed (:mod:`~beat_backend._assets.codecheck`).
+that could not even be planned. The closure's code is only parsed
+(:mod:`~beat_backend._assets.codecheck`); the code of what will run is also
+checked against its declaration, as ``beat-backend check`` does: the
+algorithms of the items that run (not the cached ones) and the databases they
+read are imported in this process (never in the fork server) and their
+classes' methods compared with the calls the runners make
+(:mod:`~beat_backend._assets.usercode`); nothing of the user's is called.
 
 Schema-only violations (what the platform's JSON Schemas refuse but the
 reference backend loads and runs, prefix-and-hashing.md §2.1) do not stop a
@@ -27,7 +32,7 @@ from __future__ import annotations
 import os
 import re
 
-from .._assets.closure import closure
+from .._assets.closure import asset_path, closure
 from .._assets.inventory import AssetRef, check_asset
 from .._core.errors import (
     AssetNameError,
@@ -61,7 +66,10 @@ def _located(ref: AssetRef, error: str) -> str:
 
 
 def _problems(
-    prefix: str, refs: list[AssetRef], experiment_errors: dict[str, list[str]]
+    prefix: str,
+    refs: list[AssetRef],
+    experiment_errors: dict[str, list[str]],
+    import_code: bool = False,
 ) -> tuple[list[Problem], set[str]]:
     """Every problem of ``refs`` (each asset checked once), and the names of the assets
     that have problems. An experiment's errors are ``experiment_errors[name]``."""
@@ -70,7 +78,7 @@ def _problems(
         if ref.kind == "experiment":
             errors = list(experiment_errors.get(ref.name, ()))
         else:
-            errors = check_asset(prefix, ref, schema=False, import_code=False).errors
+            errors = check_asset(prefix, ref, schema=False, import_code=import_code).errors
         reports.append((ref, errors))
     broken = {ref.name for ref, errors in reports if errors}
     context = _hints.Context(prefix)
@@ -93,24 +101,64 @@ def _quoted(names: list[str]) -> str:
     return ", ".join(f"`{name}'" for name in names)
 
 
-def check_assets(plans: list[planner.Plan]) -> None:
-    """Raise ``RunRefused("assets", ...)`` when an asset of the plans' closure has a problem."""
+def _refuse(plans: list[planner.Plan], used: list[set[str]], culprits: set[str], problems):
+    """``RunRefused("assets", ...)`` titled with the experiments using a culprit."""
+    affected = [p.experiment for p, names in zip(plans, used) if culprits & names]
+    if len(affected) == 1:
+        title = f"experiment `{affected[0]}' uses invalid assets:"
+    else:
+        title = f"experiments {_quoted(affected)} use invalid assets:"
+    return RunRefused("assets", title, problems)
+
+
+def check_assets(plans: list[planner.Plan], selections=None) -> None:
+    """Raise ``RunRefused("assets", ...)`` when an asset of the plans' closure has a
+    problem, or when the code of an item that will run does not match its declaration.
+
+    ``selections`` (one list of items per plan, default every item) are the items
+    asked for; the code of those that run (not the cached ones) is imported and
+    checked (:func:`_code_problems`), unless it or an asset it uses has a problem.
+    """
     if not plans:
         return
     prefix = os.path.abspath(plans[0].prefix)
     closures = [closure(prefix, _seeds(p)) for p in plans]
     refs = list({(r.kind, r.name): r for refs in closures for r in refs}.values())
     problems, culprits = _problems(prefix, refs, {})
-    if not problems:
-        return
-    affected = [
-        p.experiment for p, refs in zip(plans, closures) if culprits & {r.name for r in refs}
-    ]
-    if len(affected) == 1:
-        title = f"experiment `{affected[0]}' uses invalid assets:"
-    else:
-        title = f"experiments {_quoted(affected)} use invalid assets:"
-    raise RunRefused("assets", title, problems)
+    selections = [p.items for p in plans] if selections is None else selections
+    code_problems, code_culprits = _code_problems(prefix, selections, culprits)
+    if problems or code_problems:
+        used = [{r.name for r in refs} for refs in closures]
+        raise _refuse(plans, used, culprits | code_culprits, problems + code_problems)
+
+
+def _running_code(items) -> set[tuple[str, str]]:
+    """``(kind, name)`` of the algorithms and databases the items that run use."""
+    found = set()
+    for item in items:
+        if item.status != planner.RUN:
+            continue
+        for algorithm in (item.algorithm, item.loop_algorithm):
+            if algorithm is not None:
+                found.add(("algorithm", algorithm.name))
+        found.update(("database", d.database) for d in item.dataset_indexes)
+    return found
+
+
+def _code_problems(prefix: str, selections, broken: set[str]) -> tuple[list[Problem], set[str]]:
+    """The problems of the code of the items that run against its declaration (as
+    ``beat-backend check`` finds them: imported in this process, nothing called), for
+    the assets that have no problem and use none (``broken``: the names of those that do)."""
+    wanted = sorted(set().union(*(_running_code(items) for items in selections)))
+    refs = []
+    for kind, name in wanted:  # all cached: nothing is imported
+        path = asset_path(prefix, kind, name)
+        if path is None or name in broken:
+            continue
+        if broken and any(r.name in broken for r in closure(prefix, [(kind, name)])):
+            continue  # e.g. a library it uses does not load: that is its problem
+        refs.append(AssetRef(kind, name, path))
+    return _problems(prefix, refs, {}, import_code=True) if refs else ([], set())
 
 
 def check_environment() -> None:

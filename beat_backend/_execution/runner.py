@@ -339,8 +339,8 @@ def run_experiments(
     plans = [
         planner.plan(prefix, e, cache_root, force=forced, reindex=reindex) for e in experiments
     ]
-    preflight.check_assets(plans)  # RunRefused: nothing has started
     selections = [_select(p, only, with_deps) for p in plans]
+    preflight.check_assets(plans, selections)  # RunRefused: nothing has started
     staleness.refuse_stale(plans, selections)  # RunRefused: nothing has started
     # (a launcher made here is never closed: it starts plain subprocesses)
     launcher = launcher or LocalLauncher(spawner="subprocess")

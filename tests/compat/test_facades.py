@@ -126,6 +126,28 @@ FACADES: dict[str, tuple[list[str], list[str]]] = {
             "PeerGoneError",
         ],
     ),
+    # beyond BEAT (#19): the protocols of user code
+    "beat_backend.protocols": (
+        [],
+        [
+            "AutonomousAlgorithm",
+            "AutonomousAnalyzer",
+            "AutonomousLoopEvaluator",
+            "AutonomousLoopProcessor",
+            "LegacyAlgorithm",
+            "LegacyAnalyzer",
+            "LoopChannel",
+            "Prepare",
+            "PushView",
+            "SequentialAlgorithm",
+            "SequentialAnalyzer",
+            "SequentialLoopEvaluator",
+            "SequentialLoopProcessor",
+            "Setup",
+            "View",
+            "algorithm_protocol",
+        ],
+    ),
     "beat_backend.data": (
         [
             "mixDataIndices",

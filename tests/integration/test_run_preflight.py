@@ -68,18 +68,13 @@ def malformed_experiment(p: Path):
 def wrong_view_class(p: Path):
     _edit(p / "databases/synthetic/1.json", '"Blobs"', '"Blobz"', count=6)
     code = p / "databases/synthetic/1.py"
-    lines = [TITLE]
-    for protocol in ("default", "small"):
-        for set_name in ("train", "dev", "test"):
-            lines.append(
-                f"  * view class `Blobz' of set `{set_name}' of protocol `{protocol}' of "
-                f"database `synthetic/1' not found in {code}"
-            )
-    lines[2:2] = [
+    return "assets", [  # one problem, one error (#19)
+        TITLE,
+        f"  * {code}: no class Blobz (found: Blobs), which database `synthetic/1' names as the "
+        "view of sets default/train, default/dev, default/test, small/train, small/dev, "
+        "small/test",
         "    hint: did you mean `Blobs'?",
-        "    hint: the classes of databases/synthetic/1.py are: Blobs",
     ]
-    return "assets", lines
 
 
 def syntax_error_in_algorithm(p: Path):
@@ -100,9 +95,9 @@ def no_algorithm_class(p: Path):
     _edit(code, "class Algorithm:", "class Algorithms:")
     return "assets", [
         TITLE,
-        f"  * class `Algorithm' of algorithm `example/linear_score/1' not found in {code}",
+        f"  * {code}: no class Algorithm (found: Algorithms), which algorithm "
+        "`example/linear_score/1' needs",
         "    hint: did you mean `Algorithms'?",
-        "    hint: the classes of algorithms/example/linear_score/1.py are: Algorithms",
     ]
 
 
@@ -112,8 +107,8 @@ def no_process_method(p: Path):
     line = code.read_text().splitlines().index("class Algorithm:") + 1
     return "assets", [
         TITLE,
-        f"  * class `Algorithm' of algorithm `example/linear_score/1' ({code}, line {line}) has "
-        "no method `process', which algorithms of type `sequential' need",
+        f"  * {code}:{line}: Algorithm has no method process (found: prepare, proces), a "
+        "sequential algorithm needs process(inputs, data_loaders, outputs)",
         "    hint: did you mean `proces'?",
     ]
 
@@ -159,6 +154,34 @@ def syntax_error_in_library(p: Path):
     ]
 
 
+def process_with_the_wrong_arguments(p: Path):
+    """Code against its declaration (#19): imported, nothing called."""
+    code = p / "algorithms/example/linear_score/1.py"
+    _edit(
+        code,
+        "def process(self, inputs, data_loaders, outputs):",
+        "def process(self, inputs, outputs):",
+    )
+    line = code.read_text().splitlines().index("    def process(self, inputs, outputs):") + 1
+    return "assets", [
+        TITLE,
+        f"  * {code}:{line}: Algorithm.process takes 2 positional arguments after self (inputs, "
+        "outputs), a sequential algorithm's process is called with 3 (inputs, data_loaders, "
+        "outputs)",
+    ]
+
+
+def view_get_with_the_wrong_arguments(p: Path):
+    code = p / "databases/synthetic/1.py"
+    _edit(code, "def get(self, output, index):", "def get(self, index):")
+    line = code.read_text().splitlines().index("    def get(self, index):") + 1
+    return "assets", [
+        TITLE,
+        f"  * {code}:{line}: Blobs.get takes 1 positional argument after self (index), a view's "
+        "get is called with 2 (output, index)",
+    ]
+
+
 CASES = [
     typo_in_a_type,
     malformed_dataformat,
@@ -170,6 +193,8 @@ CASES = [
     undeclared_parameter,
     unknown_dataformat,
     syntax_error_in_library,
+    process_with_the_wrong_arguments,
+    view_get_with_the_wrong_arguments,
 ]
 
 
@@ -245,9 +270,8 @@ def test_a_sweep_names_the_experiments_the_broken_asset_belongs_to(tmp_path, cap
         "",
         [
             f"experiment `{TUNE}' uses invalid assets:",
-            f"  * class `Algorithm' of algorithm `example/threshold_evaluator/1' ({code}, line "
-            f"{line}) has no method `validate', which algorithms of type "
-            "`sequential_loop_evaluator' need",
+            f"  * {code}:{line}: Algorithm has no method validate (found: setup, read, "
+            "error_rate, validated, write), a sequential loop evaluator needs validate(result)",
             "    hint: did you mean `validated'?",
         ],
     )
@@ -269,6 +293,24 @@ def test_a_prefix_without_problems_runs_through_the_scripts(tmp_path, capsys):
     status, out, err = _run(capsys, "--json", "--prefix", str(prefix), "--cache", str(cache), SMALL)
     assert status == 0, (out, err)
     assert {b["status"] for b in json.loads(out)["blocks"]} == {"ran"}
+
+
+def test_only_the_code_of_what_runs_is_checked(tmp_path, capsys):
+    """Code checks (#19) cover the blocks that will run: a broken algorithm of a block
+    that does not run (``--block``) does not stop the run."""
+    prefix = tmp_path / "prefix"
+    shutil.copytree(EXAMPLE_PREFIX, prefix)
+    code = prefix / "algorithms/example/linear_score/1.py"
+    _edit(code, "def process(self, inputs, data_loaders,", "def process(self, inputs,")
+    common = ["--json", "--prefix", str(prefix), "--cache", str(tmp_path / "cache"), SMALL]
+    status, out, err = _run(capsys, *common, "--block", "normalize_train")
+    assert status == 0, (out, err)
+    assert [b["status"] for b in json.loads(out)["blocks"]] == ["ran"]
+    status, out, _ = _run(capsys, *common)
+    assert status == 2
+    [problem] = json.loads(out)["error"]["problems"]
+    assert problem["message"].startswith(f"{code}:")
+    assert "Algorithm.process takes 2 positional arguments after self" in problem["message"]
 
 
 def test_a_mistyped_experiment_name_is_refused_with_the_close_names(tmp_path, capsys, no_process):

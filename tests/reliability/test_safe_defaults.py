@@ -7,8 +7,10 @@
   nor call ``eval``/``exec``/``compile``/``__import__`` (an AST scan).
 * Asset names and configured paths are validated before any file is opened.
 * User code runs only in the script subprocesses: ``run_experiment`` (what
-  ``beat-backend run`` does in-process) never imports an algorithm, library or
-  database view module — planted code records the pid that imported it.
+  ``beat-backend run`` does in-process) imports the code of the items that will
+  run, to check it against its declaration (#19), but calls none of it, and an
+  all-cached rerun imports nothing — planted code records the pid of every
+  import and of every method call.
 """
 
 from __future__ import annotations
@@ -285,29 +287,68 @@ def test_escaping_paths_are_refused_before_any_other_file_is_opened(
 
 # -- user code runs in subprocesses only ----------------------------------------------------------
 
-MARKER = "import os as _os\nopen({path!r}, 'a').write('%d\\n' % _os.getpid())\n"
+MARKER = (
+    "import os as _os\nwith open({path!r}, 'a') as _f:\n    _f.write('%d\\n' % _os.getpid())\n"
+)
+#: appended to a module: every method of its classes records the pid that calls it
+CALLS = """
+
+def _recorded(function, _path={path!r}):
+    import functools, os
+
+    @functools.wraps(function)
+    def recorded(*args, **kwargs):
+        with open(_path, "a") as f:
+            f.write("%d\\n" % os.getpid())
+        return function(*args, **kwargs)
+
+    return recorded
 
 
-def test_the_runner_never_imports_user_code(tmp_path):
+for _class in [v for v in list(globals().values()) if isinstance(v, type)]:
+    if _class.__module__ == __name__:
+        for _name, _value in list(vars(_class).items()):
+            if callable(_value) and not isinstance(_value, type):
+                setattr(_class, _name, _recorded(_value))
+"""
+
+
+def _pids(folder: Path) -> dict[str, set[int]]:
+    return {p.name: {int(line) for line in p.read_text().split()} for p in folder.iterdir()}
+
+
+def test_the_runner_runs_no_user_code(tmp_path):
     prefix = copy_example_prefix(tmp_path / "prefix")
-    markers = tmp_path / "markers"
-    markers.mkdir()
+    imports, calls = tmp_path / "imports", tmp_path / "calls"
+    imports.mkdir()
+    calls.mkdir()
     planted = [
         *sorted((prefix / "algorithms").rglob("*.py")),
         *sorted((prefix / "libraries").rglob("*.py")),
         *sorted((prefix / "databases").rglob("*.py")),
     ]
     for code in planted:
-        marker = markers / code.relative_to(prefix).as_posix().replace("/", "_")
-        code.write_text(MARKER.format(path=str(marker)) + code.read_text(encoding="utf-8"))
+        name = code.relative_to(prefix).as_posix().replace("/", "_")
+        text = code.read_text(encoding="utf-8")
+        code.write_text(
+            MARKER.format(path=str(imports / name)) + text + CALLS.format(path=str(calls / name))
+        )
     cache = tmp_path / "cache"
     for experiment in (LINEAR, TUNE, LOGISTIC):
         report = run_experiment(str(prefix), experiment, str(cache))
         assert report.ok, [(o.name, o.result and o.result.stderr[-500:]) for o in report.outcomes]
         assert report.results
-    pids = {
-        path.name: {int(line) for line in path.read_text().split()} for path in markers.iterdir()
-    }
-    # every piece of user code ran (in the scripts), none in this process
-    assert len(pids) == len(planted), sorted(pids)
-    assert all(os.getpid() not in found for found in pids.values()), pids
+    imported, called = _pids(imports), _pids(calls)
+    # every piece of user code ran, in the scripts; this process imported some of it
+    # (the check of what runs against its declaration) and called none of it
+    assert len(imported) == len(planted), sorted(imported)
+    assert all(found - {os.getpid()} for found in imported.values()), imported
+    assert any(os.getpid() in found for found in imported.values()), imported
+    assert called and all(os.getpid() not in found for found in called.values()), called
+    # an all-cached rerun imports nothing
+    shutil.rmtree(imports)
+    imports.mkdir()
+    for experiment in (LINEAR, TUNE):
+        report = run_experiment(str(prefix), experiment, str(cache))
+        assert {o.status for o in report.outcomes} == {"cached"}
+    assert _pids(imports) == {}

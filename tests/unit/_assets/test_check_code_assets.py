@@ -21,6 +21,14 @@ def block(input_type="user/int/1"):
     }
 
 
+#: a sequential algorithm's code that is fine
+VALID = """\
+class Algorithm:
+    def process(self, inputs, data_loaders, outputs):
+        return True
+"""
+
+
 def test_check_loads_libraries_and_algorithms(tmp_path):
     add_dataformat(tmp_path, "user/int/1", {"value": "int32"})
     add_library(tmp_path, "user/ok/1", code="X = 1\n")
@@ -30,13 +38,11 @@ def test_check_loads_libraries_and_algorithms(tmp_path):
         tmp_path,
         "user/good/1",
         {**block(), "uses": {"ok": "user/ok/1"}},
-        "class Algorithm:\n    pass\n",
+        VALID,
     )
     add_algorithm(tmp_path, "user/syntax/1", block(), "class Algorithm:\n    def f(:\n")
     add_algorithm(tmp_path, "user/noclass/1", block(), "class Other:\n    pass\n")
-    add_algorithm(
-        tmp_path, "user/format/1", block("user/missing/1"), "class Algorithm:\n    pass\n"
-    )
+    add_algorithm(tmp_path, "user/format/1", block("user/missing/1"), VALID)
     add_algorithm(tmp_path, "user/badlib/1", {**block(), "uses": {"c": "user/cycle/1"}}, "")
     write(tmp_path, "algorithms/user/nocode/1.json", block())
 
@@ -52,8 +58,10 @@ def test_check_loads_libraries_and_algorithms(tmp_path):
     [syntax] = found[("algorithm", "user/syntax/1")]
     assert syntax.startswith("cannot load the code of algorithm `user/syntax/1': SyntaxError: ")
     assert syntax.endswith(f"({tmp_path / 'algorithms/user/syntax/1.py'}, line 2)")
-    [noclass] = found[("algorithm", "user/noclass/1")]
-    assert noclass.startswith("cannot load the code of algorithm `user/noclass/1': AttributeError")
+    assert found[("algorithm", "user/noclass/1")] == [
+        f"{tmp_path / 'algorithms/user/noclass/1.py'}: no class Algorithm (found: Other), which "
+        "algorithm `user/noclass/1' needs"
+    ]
     [fmt] = found[("algorithm", "user/format/1")]
     assert fmt.startswith(
         "input `in' of algorithm `user/format/1' uses dataformat `user/missing/1', which is not "

@@ -98,8 +98,10 @@ def test_required_methods_per_type():
     assert required_methods("sequential") == ("process",)
     assert required_methods("autonomous_loop_processor") == ("process",)
     assert required_methods("legacy") == ("process",)
-    assert required_methods("sequential_loop_evaluator") == ("validate",)
-    assert required_methods("autonomous_loop_evaluator") == ("validate",)
+    # every method the spec requires (#19): evaluators write, sequential ones read
+    assert required_methods("sequential_loop_evaluator") == ("validate", "write", "read")
+    assert required_methods("autonomous_loop_evaluator") == ("validate", "write")
+    assert required_methods("loop") == ()  # an unknown type: Runner.process refuses it
 
 
 # -- the loaders of beat-backend check, without importing code (what `run' uses) ---------------
@@ -139,23 +141,26 @@ def test_static_algorithm_checks(tmp_path):
     [syntax] = errors(tmp_path, "algorithm", "user/syntax/1")
     assert syntax.startswith("cannot load the code of algorithm `user/syntax/1': SyntaxError: ")
     assert syntax.endswith(f"({code / 'syntax/1.py'}, line 2)")
-    assert errors(tmp_path, "algorithm", "user/noclass/1") == [
-        f"class `Algorithm' of algorithm `user/noclass/1' not found in {code / 'noclass/1.py'}"
+    noclass = [
+        f"{code / 'noclass/1.py'}: no class Algorithm (found: Other), which algorithm "
+        "`user/noclass/1' needs"
     ]
-    assert errors(tmp_path, "algorithm", "user/noproc/1") == [
-        f"class `Algorithm' of algorithm `user/noproc/1' ({code / 'noproc/1.py'}, line 1) has no "
-        "method `process', which algorithms of type `sequential' need"
+    assert errors(tmp_path, "algorithm", "user/noclass/1") == noclass
+    noproc = [
+        f"{code / 'noproc/1.py'}:1: Algorithm has no method process (found: none), a sequential "
+        "algorithm needs process(inputs, data_loaders, outputs)"
     ]
+    assert errors(tmp_path, "algorithm", "user/noproc/1") == noproc
     assert errors(tmp_path, "algorithm", "user/eval/1") == [
-        f"class `Algorithm' of algorithm `user/eval/1' ({code / 'eval/1.py'}, line 1) has no "
-        "method `validate', which algorithms of type `sequential_loop_evaluator' need"
+        f"{code / 'eval/1.py'}:1: Algorithm has no methods validate, write, read (found: "
+        "process), a sequential loop evaluator needs validate(result) and write(outputs, "
+        "processor_output_name, end_data_index) and read(inputs)"
     ]
     assert not marker.exists()
-    # `check' imports the code: the same syntax error, its own message for a missing class
+    # `check' imports the code: the same messages (and the signatures checked, #19)
     assert errors(tmp_path, "algorithm", "user/syntax/1", import_code=True) == [syntax]
-    [noclass] = errors(tmp_path, "algorithm", "user/noclass/1", import_code=True)
-    assert noclass.startswith("cannot load the code of algorithm `user/noclass/1': AttributeError")
-    assert errors(tmp_path, "algorithm", "user/noproc/1", import_code=True) == []  # as before
+    assert errors(tmp_path, "algorithm", "user/noclass/1", import_code=True) == noclass
+    assert errors(tmp_path, "algorithm", "user/noproc/1", import_code=True) == noproc
     assert marker.exists()
 
 
@@ -174,8 +179,14 @@ def test_static_library_and_database_checks(tmp_path, golden_prefix):
     write(root, "databases/golden_db/1.json", declaration.replace('"Samples"', '"Sample"'))
     code = root / "databases/golden_db/1.py"
     found = errors(root, "database", "golden_db/1")
-    assert found and all(e.startswith("view class `Sample' of set ") for e in found)
-    assert found == errors(root, "database", "golden_db/1", import_code=True)
+    assert found == [
+        f"{code}: no class Sample (found: Samples), which database `golden_db/1' names as the "
+        "view of sets main/train, main/test"
+    ]
+    # imported, the namedtuple class `Entry' of the module is found too
+    assert errors(root, "database", "golden_db/1", import_code=True) == [
+        found[0].replace("(found: Samples)", "(found: Entry, Samples)")
+    ]
     code.write_text(code.read_text() + "\ndef broken(:\n")
     [error] = errors(root, "database", "golden_db/1")
     assert error.startswith("cannot load the code of database `golden_db/1': SyntaxError: ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -74,6 +75,46 @@ def test_errors_caused_by_a_broken_asset_are_not_repeated(prefix, tmp_path):
         "`databases/synthetic/1.json' is not valid JSON: Expecting value: line 1 column 15 "
         "(char 14)"
     ]  # and not "/datasets/train: database `synthetic/1' is invalid"
+
+
+def test_the_code_of_what_runs_is_checked_against_its_declaration(prefix, tmp_path):
+    """#19: imported (this process), nothing called; only the items that run count."""
+    score = prefix / "algorithms/example/linear_score/1.py"
+    score.write_text(score.read_text().replace("self, inputs, data_loaders, outputs", "self, x"))
+    [the_plan] = plans(prefix, tmp_path, SMALL)
+    with pytest.raises(RunRefused) as info:
+        preflight.check_assets([the_plan])
+    assert (info.value.kind, info.value.title) == (
+        "assets",
+        f"experiment `{SMALL}' uses invalid assets:",
+    )
+    [problem] = info.value.problems
+    assert problem.message.startswith(f"{score}:")
+    assert problem.message.endswith(
+        ": Algorithm.process takes 1 positional argument after self (x), a sequential "
+        "algorithm's process is called with 3 (inputs, data_loaders, outputs)"
+    )
+    # a selection without the block (run --block): nothing of it is imported
+    assert preflight.check_assets([the_plan], [[the_plan["normalize_train"]]]) is None
+    # a cached block is not checked either
+    cached = [dataclasses.replace(item, status=planner.CACHED) for item in the_plan.items]
+    assert preflight.check_assets([the_plan], [cached]) is None
+
+
+def test_a_view_without_the_base_class_is_told_about_it(prefix):
+    context = Context(str(prefix))
+    ref = AssetRef("database", "synthetic/1", "databases/synthetic/1.json")
+    error = (
+        "databases/synthetic/1.py:40: Blobs has no methods setup, get_output_mapping (found: "
+        "index, get, stup), a view needs setup(root_folder, parameters, objs, "
+        "start_index=..., end_index=...) and get_output_mapping(output)"
+    )
+    assert context.hints(ref, error) == [
+        "did you mean `stup'?",
+        "derive Blobs from beat.backend.python.database.View: it has setup and get_output_mapping",
+    ]
+    error = "databases/synthetic/1.py: no class Blobz (found: Blobs, Other), which database ..."
+    assert context.hints(ref, error) == ["did you mean `Blobs'?"]
 
 
 def test_a_toolchain_without_representation_gets_the_smallest_one(prefix, tmp_path):
