@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import re
 
+from .._assets import usercode
 from .._assets.closure import asset_path, closure
 from .._assets.inventory import AssetRef, check_asset
 from .._core.errors import (
@@ -158,7 +159,13 @@ def _code_problems(prefix: str, selections, broken: set[str]) -> tuple[list[Prob
         if broken and any(r.name in broken for r in closure(prefix, [(kind, name)])):
             continue  # e.g. a library it uses does not load: that is its problem
         refs.append(AssetRef(kind, name, path))
-    return _problems(prefix, refs, {}, import_code=True) if refs else ([], set())
+    if not refs:
+        return [], set()
+    runnable = usercode.push_views_accepted.set(False)  # the view runner needs index/get
+    try:
+        return _problems(prefix, refs, {}, import_code=True)
+    finally:
+        usercode.push_views_accepted.reset(runnable)
 
 
 def check_environment() -> None:

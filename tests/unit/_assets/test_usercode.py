@@ -18,6 +18,7 @@ import pytest
 from _paths import EXAMPLE_PREFIX, GOLDEN
 from _prefix import add_algorithm, add_dataformat, add_library, write
 
+from beat_backend._assets import usercode
 from beat_backend._assets.inventory import check_prefix
 
 FORMAT = "user/int/1"
@@ -583,6 +584,25 @@ def _line(text: str, needle: str) -> int:
     return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
 
 
+def test_a_push_style_view_is_legacy_code_for_check_but_not_runnable(checked):
+    """``check`` accepts the legacy (push-style) view interface; ``run``'s checks
+    (``push_views_accepted`` off) refuse it: the databases provider needs index/get."""
+    root, _, reports = checked
+    path = root / "databases/views/1.py"
+    assert not any("Push" in e for e in reports[("database", "views/1")][1:])
+    token = usercode.push_views_accepted.set(False)
+    try:
+        run_reports = {(r.kind, r.name): r.errors for r in check_prefix(str(root), schema=False)}
+    finally:
+        usercode.push_views_accepted.reset(token)
+    pushed = [e for e in run_reports[("database", "views/1")] if "Push" in e and "push" in e]
+    assert pushed == [
+        f"{path}:{_line(VIEWS, 'class Push')}: Push is a push-style view (found: setup, next, "
+        "done), which only DatabaseTester runs; a view needs index(root_folder, parameters) "
+        "and get(output, index)"
+    ]
+
+
 def test_each_view_flaw_is_one_error_with_its_exact_text(checked):
     root, _, reports = checked
     path = root / "databases/views/1.py"
@@ -605,8 +625,6 @@ def test_each_view_flaw_is_one_error_with_its_exact_text(checked):
         f"{at('def setup(self, root_folder, parameters, objs):')}: OldSetup.setup has no "
         "parameter start_index, a view's setup is called with 3 (root_folder, parameters, "
         "objs) and the keywords start_index, end_index",
-        f"{at('class Push')}: Push is a push-style view (found: setup, next, done), which only "
-        "DatabaseTester runs; a view needs index(root_folder, parameters) and get(output, index)",
         f"{at('class NoBase')}: NoBase has no methods setup, get_output_mapping (found: index, "
         "get), a view needs setup(root_folder, parameters, objs, start_index=..., "
         "end_index=...) and get_output_mapping(output)",

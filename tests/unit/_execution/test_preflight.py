@@ -101,6 +101,43 @@ def test_the_code_of_what_runs_is_checked_against_its_declaration(prefix, tmp_pa
     assert preflight.check_assets([the_plan], [cached]) is None
 
 
+PUSH_STYLE = """
+
+class Blobs:
+    # the legacy, push-style view interface
+
+    def setup(self, root_folder, outputs, parameters):
+        return True
+
+    def next(self):
+        return True
+
+    def done(self, last_data_index):
+        return True
+"""
+
+
+def test_a_push_style_view_passes_check_but_not_run(prefix, tmp_path):
+    """``check`` accepts the legacy view interface; ``run`` refuses it before anything
+    starts: the databases provider's view runner needs index and get."""
+    from beat_backend._assets.inventory import check_prefix
+
+    code = prefix / "databases/synthetic/1.py"
+    pull = code.read_text().replace("class Blobs(View):", "class Pull(View):")
+    code.write_text(pull + PUSH_STYLE)
+    reports = {(r.kind, r.name): r.errors for r in check_prefix(str(prefix), schema=False)}
+    assert reports[("database", "synthetic/1")] == []
+    [the_plan] = plans(prefix, tmp_path, SMALL)
+    with pytest.raises(RunRefused) as info:
+        preflight.check_assets([the_plan])
+    [problem] = info.value.problems
+    line = next(i for i, t in enumerate(code.read_text().splitlines(), 1) if t == "class Blobs:")
+    assert problem.message == (
+        f"{code}:{line}: Blobs is a push-style view (found: setup, next, done), which only "
+        "DatabaseTester runs; a view needs index(root_folder, parameters) and get(output, index)"
+    )
+
+
 def test_a_view_without_the_base_class_is_told_about_it(prefix):
     context = Context(str(prefix))
     ref = AssetRef("database", "synthetic/1", "databases/synthetic/1.json")
