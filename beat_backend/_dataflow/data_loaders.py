@@ -153,16 +153,8 @@ class DataView:
     def batches(
         self, size: int, *, shuffle: bool = False, seed: int | None = None, drop_last: bool = False
     ) -> Iterator[Batch]:
-        """Minibatches of ``size`` units of the view, each unit exactly once per pass.
-
-        Without ``shuffle`` the batches come in unit order and the last one may
-        be shorter (``drop_last=True`` drops it). ``shuffle=True`` needs an
-        integer ``seed`` (``ValueError`` without one): the order is
-        ``numpy.random.RandomState(seed).permutation(count())``, the same on every
-        numpy and Python version and in every process. A ``seed`` without
-        ``shuffle`` is checked and unused. Each input's units are read once per
-        batch, in data index order; see :class:`Batch` for what a batch holds.
-        """
+        """Minibatches of ``size`` units of the view, each unit exactly once per pass:
+        as :meth:`DataLoader.batches` (the same arguments, order and errors)."""
         return iter_batches(
             self.data_indices,
             self.infos,
