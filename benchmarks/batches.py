@@ -18,7 +18,6 @@ then decoded into its own array, and copied again into the column.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 
 import numpy
@@ -29,7 +28,7 @@ from beat_backend._cache.source import CachedDataSource
 from beat_backend._dataflow.batches import shuffled
 from beat_backend._dataflow.data_loaders import DataLoader
 
-from ._harness import Row, alternate, bench_prefix, scratch_dir
+from ._harness import Row, alternate, bench_prefix, remove_tree, scratch_dir
 
 SIZE = 256
 
@@ -97,8 +96,5 @@ def run(quick: bool = False) -> list[Row]:
         rows = _rows(loader, repeat=5)
         loader.infos["in"]["data_source"].close()
     finally:
-        for dirpath, _, files in os.walk(root):
-            for f in files:
-                os.chmod(os.path.join(dirpath, f), 0o644)
-        shutil.rmtree(root, ignore_errors=True)
+        remove_tree(root)
     return rows

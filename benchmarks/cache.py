@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import shutil
 import tempfile
 import time
 
@@ -30,7 +29,7 @@ from beat_backend._cache.source import _VERIFIED, CachedDataSource
 from beat_backend._dataflow.data_loaders import DataLoader
 from beat_backend.testing.memory import MemoryDataSource
 
-from ._harness import Row, alternate, bench_prefix, rate, scratch_dir, seconds
+from ._harness import Row, alternate, bench_prefix, rate, remove_tree, scratch_dir, seconds
 
 
 def _write(prefix, path, name, objs, n):
@@ -243,8 +242,5 @@ def run(quick: bool = False) -> list[Row]:
             )
         )
     finally:
-        for dirpath, _, files in os.walk(root):
-            for f in files:
-                os.chmod(os.path.join(dirpath, f), 0o644)
-        shutil.rmtree(root, ignore_errors=True)
+        remove_tree(root)
     return rows

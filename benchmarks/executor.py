@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 
 import numpy
@@ -23,10 +22,8 @@ import zmq
 
 from beat_backend._assets.dataformat import DataFormat
 from beat_backend._cache.sink import CachedDataSink
-from beat_backend._execution.algorithm import AlgorithmExecutor
-from beat_backend._execution.messagehandlers import MessageHandler
 
-from ._harness import Row, seconds
+from ._harness import Row, remove_tree, seconds, time_executor
 
 ALGORITHM = {
     "schema_version": 2,
@@ -98,26 +95,7 @@ def overhead_row(quick: bool, repeat: int = 5) -> Row:
         run_dir, cache, arrays = _block(root, n)
 
         def executor():
-            out = os.path.join(cache, "out")
-            if os.path.isdir(out):
-                for f in os.listdir(out):
-                    os.chmod(os.path.join(out, f), 0o644)
-                shutil.rmtree(out)
-            handler = MessageHandler("127.0.0.1", context=context)
-            handler.start()
-            socket = context.socket(zmq.PAIR)
-            socket.connect(handler.address)
-            ex = AlgorithmExecutor(socket, run_dir, cache_root=cache)
-            assert ex.setup() and ex.prepare()
-            import time
-
-            t0 = time.perf_counter()
-            assert ex.process()
-            elapsed = time.perf_counter() - t0
-            handler.join(5)
-            socket.close(linger=0)
-            handler.destroy()
-            return elapsed
+            return time_executor(run_dir, cache, context)
 
         def bare():
             for a in arrays:
@@ -127,10 +105,7 @@ def overhead_row(quick: bool, repeat: int = 5) -> Row:
         t_bare = seconds(bare, repeat)
     finally:
         context.destroy(linger=0)
-        for dirpath, _, files in os.walk(root):
-            for f in files:
-                os.chmod(os.path.join(dirpath, f), 0o644)
-        shutil.rmtree(root, ignore_errors=True)
+        remove_tree(root)
     overhead = (t_exec - t_bare) / n * 1e6
     return Row(
         f"executor per-unit overhead, {n} 64x64 image units",

@@ -43,10 +43,8 @@ import zmq
 from beat_backend._assets.dataformat import DataFormat
 from beat_backend._cache.sink import CachedDataSink
 from beat_backend._cache.source import CachedDataSource
-from beat_backend._execution.algorithm import AlgorithmExecutor
-from beat_backend._execution.messagehandlers import MessageHandler
 
-from ._harness import Row, alternate, scratch_dir
+from ._harness import Row, alternate, remove_tree, scratch_dir, time_executor
 from .latency import Run, launcher_label, launchers
 from .remote import start_env
 
@@ -153,13 +151,6 @@ def _score_runs(root: str, n: int) -> list[tuple[str, object]]:
     return timed
 
 
-def _clear(folder: str) -> None:
-    if os.path.isdir(folder):
-        for name in os.listdir(folder):
-            os.chmod(os.path.join(folder, name), 0o644)
-        shutil.rmtree(folder)
-
-
 def run(quick: bool = False) -> list[Row]:
     n = 20_000 if quick else 200_000
     repeat = 1 if quick else 3
@@ -171,25 +162,12 @@ def run(quick: bool = False) -> list[Row]:
         out = os.path.join(cache, "out")
 
         def executor(run_dir):
-            _clear(out)
-            handler = MessageHandler("127.0.0.1", context=context)
-            handler.start()
-            socket = context.socket(zmq.PAIR)
-            socket.connect(handler.address)
-            ex = AlgorithmExecutor(socket, run_dir, cache_root=cache)
-            assert ex.setup() and ex.prepare()
-            t0 = time.perf_counter()
-            assert ex.process()
-            elapsed = time.perf_counter() - t0
-            handler.join(5)
-            socket.close(linger=0)
-            handler.destroy()
-            return elapsed
+            return time_executor(run_dir, cache, context)
 
         dataformat = DataFormat(prefix, SAMPLE)
 
         def loop():
-            _clear(out)
+            remove_tree(out)
             os.makedirs(out)
             t0 = time.perf_counter()
             source = CachedDataSource()
@@ -212,10 +190,7 @@ def run(quick: bool = False) -> list[Row]:
         )
     finally:
         context.destroy(linger=0)
-        for dirpath, _, files in os.walk(root):
-            for f in files:
-                os.chmod(os.path.join(dirpath, f), 0o644)
-        shutil.rmtree(root, ignore_errors=True)
+        remove_tree(root)
     us = 1e6 / n
     loop_us, copy_us, score_us = t_loop * us, t_copy * us, t_score * us
     return [

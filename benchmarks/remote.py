@@ -36,7 +36,7 @@ from beat_backend._cache.sink import CachedDataSink
 from beat_backend._transport.pipeline import request
 from beat_backend._transport.remote import RemoteDataSource
 
-from ._harness import Row, alternate, bench_prefix
+from ._harness import Row, alternate, bench_prefix, remove_tree
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOLDEN = os.path.join(ROOT, "tests", "data", "golden")
@@ -214,10 +214,7 @@ def remote_rows(quick: bool, repeat: int = 5) -> list[Row]:
             rows.extend(_remote_rows(ctx, prefix, path, name, label, n, repeat, target))
     finally:
         ctx.destroy(linger=0)
-        for dirpath, _, files in os.walk(root):
-            for f in files:
-                os.chmod(os.path.join(dirpath, f), 0o644)
-        shutil.rmtree(root, ignore_errors=True)
+        remove_tree(root)
     return rows
 
 

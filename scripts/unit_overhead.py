@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -27,8 +26,10 @@ import zmq
 from beat_backend._assets.dataformat import DataFormat
 from beat_backend._cache.sink import CachedDataSink
 from beat_backend._cache.source import CachedDataSource
-from beat_backend._execution.algorithm import AlgorithmExecutor
-from beat_backend._execution.messagehandlers import MessageHandler
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks._harness import remove_tree, time_executor
 
 CASES = {
     # small record: {int32, float64}
@@ -106,33 +107,9 @@ def _make_block(root: str, case: str, n: int):
     return os.path.join(root, "run"), cache, prefix, fmt
 
 
-def _clear(directory: str) -> None:
-    if os.path.isdir(directory):
-        for f in os.listdir(directory):
-            os.chmod(os.path.join(directory, f), 0o644)
-        shutil.rmtree(directory)
-
-
-def time_executor(run_dir: str, cache: str, context) -> float:
-    _clear(os.path.join(cache, "out"))
-    handler = MessageHandler("127.0.0.1", context=context)
-    handler.start()
-    socket = context.socket(zmq.PAIR)
-    socket.connect(handler.address)
-    ex = AlgorithmExecutor(socket, run_dir, cache_root=cache)
-    assert ex.setup() and ex.prepare()
-    t0 = time.perf_counter()
-    assert ex.process()
-    elapsed = time.perf_counter() - t0
-    handler.join(5)
-    socket.close(linger=0)
-    handler.destroy()
-    return elapsed
-
-
 def time_codec_loop(cache: str, prefix: str, fmt, n: int) -> float:
     """Read (decode) every unit, pack it, write it: the codecs alone."""
-    _clear(os.path.join(cache, "ref"))
+    remove_tree(os.path.join(cache, "ref"))
     os.makedirs(os.path.join(cache, "ref"))
     t0 = time.perf_counter()
     source = CachedDataSource()
@@ -164,10 +141,7 @@ def measure(case: str, n: int, repeat: int, profile: str | None) -> dict:
             cProfile.runctx("time_executor(run_dir, cache, context)", globals(), locals(), profile)
     finally:
         context.destroy(linger=0)
-        for dirpath, _, files in os.walk(root):
-            for f in files:
-                os.chmod(os.path.join(dirpath, f), 0o644)
-        shutil.rmtree(root, ignore_errors=True)
+        remove_tree(root)
     e, lp = min(t_exec), min(t_loop)
     return {
         "case": case,
