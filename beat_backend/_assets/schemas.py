@@ -62,6 +62,7 @@ def schema_uri(kind: str, version: int) -> str:
 # without it)
 
 
+@functools.cache
 def _uses_referencing() -> bool:
     """jsonschema >= 4.18 resolves ``$ref`` through a ``referencing`` registry (its
     ``RefResolver`` is deprecated there); older versions only have ``RefResolver``.
@@ -94,6 +95,7 @@ def _const(validator, const, instance, schema) -> Iterator[ValidationError]:
         yield ValidationError("const")
 
 
+@functools.cache
 def _validator_class() -> Any:
     """Draft-07 with our equality; every other keyword is jsonschema's."""
     import jsonschema.validators
@@ -104,15 +106,11 @@ def _validator_class() -> Any:
     )
 
 
-@functools.cache
-def _lazy(name: str) -> Any:
-    return {"USE_REFERENCING": _uses_referencing, "_Validator": _validator_class}[name]()
-
-
 def __getattr__(name: str) -> Any:
     """``USE_REFERENCING`` and ``_Validator``, made (importing jsonschema) on first use."""
-    if name in ("USE_REFERENCING", "_Validator"):
-        return _lazy(name)
+    lazy = {"USE_REFERENCING": _uses_referencing, "_Validator": _validator_class}.get(name)
+    if lazy is not None:
+        return lazy()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -175,8 +173,8 @@ def _ref_resolver(schema: dict[str, Any]) -> Any:
 @functools.cache
 def _validator(kind: str, version: int) -> Any:
     schema = _load()[(kind, version)]
-    validator = _lazy("_Validator")
-    if _lazy("USE_REFERENCING"):
+    validator = _validator_class()
+    if _uses_referencing():
         return validator(schema, registry=_registry())
     return validator(schema, resolver=_ref_resolver(schema))
 
@@ -184,7 +182,7 @@ def _validator(kind: str, version: int) -> Any:
 def resolve(kind: str, version: int, ref: str) -> Any:
     """The schema ``ref`` points to, seen from schema ``kind``/``version`` (raises if none)."""
     schema = _load()[(kind, version)]
-    if _lazy("USE_REFERENCING"):
+    if _uses_referencing():
         return _registry().resolver(base_uri=schema["$id"]).lookup(ref).contents
     return _ref_resolver(schema).resolve(ref)[1]
 

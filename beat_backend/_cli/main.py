@@ -69,11 +69,10 @@ def _command_module(argv: Sequence[str] | None) -> str | None:
     return None
 
 
-def build_parser(argv: Sequence[str] | None = ()) -> argparse.ArgumentParser:
-    """The parser of ``beat-backend``. Given ``argv`` (``None``: ``sys.argv``), only
-    the command it names is imported (a command's module may import much: a
-    ``beat-backend run`` does not pay for ``check``); by default, every command."""
-    only = None if argv == () else _command_module(argv)
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``beat-backend``: every command, or only the one whose module is
+    ``only`` (see :func:`_command_module`: a command's module may import much, and a
+    ``beat-backend run`` does not pay for ``check``)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Execution backend for reproducible BEAT experiments.",
@@ -120,11 +119,12 @@ def _drop_broken_streams() -> None:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    if not (_command_module(argv) or "").startswith("scripts."):
+    only = _command_module(argv)
+    if not (only or "").startswith("scripts."):
         # no linear algebra here (the BEAT scripts, which run user code, are left as
         # they are): no BLAS worker spinning beside the blocks this process starts
         blas.import_numpy(single_threaded=True)
-    parser = build_parser(argv)
+    parser = build_parser(only)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors

@@ -262,7 +262,8 @@ def _reap(server: socket.socket) -> None:
         })
 
 
-def _stopped_for(pid: int) -> bool:
+def stopped(pid: int) -> bool:
+    """Whether process ``pid`` is stopped (SIGSTOP, a debugger)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
             return f.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
@@ -299,7 +300,7 @@ def serve(fd: int) -> int:
             _fork(server, json.loads(data), fds, wakeup)
         if os.getppid() != runner:
             return 0
-        if patience is not None and _stopped_for(runner):
+        if patience is not None and stopped(runner):
             stopped_since = stopped_since or time.monotonic()
             if time.monotonic() - stopped_since > patience:
                 return 0

@@ -30,18 +30,10 @@ import types
 from .._core.errors import SystemFailure
 from .._transport.channel import default_deadline
 from .forkserver import MAX_MESSAGE
+from .forkserver import stopped as _stopped
 
 #: how long a new fork server may take to preload
 START_TIMEOUT = 120.0
-
-
-def _stopped(pid: int) -> bool:
-    """Whether ``pid`` is stopped (SIGSTOP, a debugger)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
-    except (OSError, IndexError):
-        return False
 
 
 class Handle:
