@@ -196,8 +196,8 @@ class _Sources:
         if "<locals>" not in parts:
             body: list = tree.body
             node = None
-            for part in parts:
-                node = next((n for n in _defs(body) if n.name == part), None)
+            for part in parts:  # the last definition of a name is the one bound
+                node = next((n for n in reversed(_defs(body)) if n.name == part), None)
                 if node is None:
                     break
                 body = node.body
