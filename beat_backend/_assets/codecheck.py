@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-__all__ = ["Outline", "missing_methods", "outline", "required_methods"]
+__all__ = ["Outline", "missing_methods", "outline"]
 
 
 @dataclass
@@ -99,16 +99,6 @@ def outline(path: str) -> Outline:
     found = Outline(path)
     _collect(tree.body, found)
     return found
-
-
-def required_methods(
-    algorithm_type: str, api_version: int = 2, analyzer: bool = False
-) -> tuple[str, ...]:
-    """Methods the ``Algorithm`` class of a type must have (:func:`.calltable.algorithm_calls`)."""
-    from .calltable import algorithm_calls
-
-    calls = algorithm_calls(algorithm_type, api_version, analyzer)
-    return tuple(call.method for call in calls if call.required)
 
 
 def missing_methods(cls: ast.ClassDef, methods) -> list[str]:

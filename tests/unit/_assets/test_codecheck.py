@@ -8,7 +8,8 @@ import textwrap
 import pytest
 from _prefix import add_algorithm, add_dataformat, add_library, write
 
-from beat_backend._assets.codecheck import missing_methods, outline, required_methods
+from beat_backend._assets.calltable import algorithm_calls
+from beat_backend._assets.codecheck import missing_methods, outline
 from beat_backend._assets.inventory import AssetRef, check_asset
 
 MARKER = "with open({path!r}, 'a') as f:\n    f.write('imported')\n"
@@ -92,6 +93,10 @@ def _class(tmp_path, code):
 )
 def test_missing_methods_only_when_sure(tmp_path, code, missing):
     assert missing_methods(_class(tmp_path, code), ("process",)) == missing
+
+
+def required_methods(algorithm_type: str) -> tuple[str, ...]:
+    return tuple(c.method for c in algorithm_calls(algorithm_type, 2, False) if c.required)
 
 
 def test_required_methods_per_type():
